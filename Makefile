@@ -1,0 +1,50 @@
+# Optimization for AI - course in a box.
+# `make demo` and `make test` are the whole set-up: both create/reuse .venv and install the project.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# Extra pip options, e.g. TORCH_INDEX="--extra-index-url https://download.pytorch.org/whl/cpu"
+TORCH_INDEX ?=
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast lab bench lock release clean help
+
+help:
+	@echo "make demo    - run the whole grading pipeline on example submissions"
+	@echo "make test    - run the full test suite"
+	@echo "make lab     - open JupyterLab on the course"
+	@echo "make bench   - run the benchmarks (results in benchmarks/results/)"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH_INDEX) -c constraints.txt -e '.[all]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/course demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+lock: $(STAMP)
+	@echo "# Pinned course environment (pip constraints). Regenerate with: make lock" > constraints.txt.new
+	@echo "# torch is pinned to the course version; on CPU machines pip takes the CPU wheel (see README)." >> constraints.txt.new
+	$(PIP) freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+.*/torch==\1/' | grep -v '^course-lib' >> constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
