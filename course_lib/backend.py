@@ -18,6 +18,7 @@ Example:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ DEFAULT_DTYPE = "float64"
 
 __all__ = [
     "Backend", "get_backend", "namespace", "asarray", "to_numpy", "to_float",
-    "like", "RNG", "is_torch", "backend_of", "available_backends",
+    "like", "RNG", "is_torch", "backend_of", "available_backends", "hvp_autograd",
 ]
 
 
@@ -89,12 +90,21 @@ def get_backend(spec: "str | Backend | None" = None) -> Backend:
         raise ValueError(
             f"Unknown backend {spec!r}. Use 'numpy', 'torch', 'torch:cpu' or 'torch:cuda'."
         )
-    device = spec.partition(":")[2] or "cpu"
-    if device.startswith("cuda") and not _torch().cuda.is_available():
+    head, _, device = spec.partition(":")
+    device = device or "cpu"
+    if head != "torch" or not (device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device)):
         raise ValueError(
-            f"Backend {spec!r} asks for a CUDA device, but torch.cuda.is_available() is False. "
-            "Use 'torch' (CPU) here, or install the CUDA build of torch (README, 'Running on a GPU')."
+            f"Unknown backend {spec!r}. Use 'numpy', 'torch', 'torch:cpu' or 'torch:cuda'."
         )
+    if device.startswith("cuda"):
+        torch = _torch()
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"Backend {spec!r} asks for a CUDA device, but torch.cuda.is_available() is False. "
+                "Use 'torch' (CPU) here, or install the CUDA build of torch (README, 'Running on a GPU')."
+            )
+        if device == "cuda":  # name the index, as tensor.device does, so backend_of(x) == get_backend(...)
+            device = f"cuda:{torch.cuda.current_device()}"
     return Backend("torch", device)
 
 
@@ -248,3 +258,30 @@ class RNG:
 
     def __repr__(self) -> str:
         return f"RNG(seed={self.seed}, backend={str(self.backend)!r}, native={self.native})"
+
+
+def hvp_autograd(f, x, v):
+    """Hessian-vector product nabla^2 f(x) v by double backprop (torch tensors only).
+
+    Computes g(x) = grad f(x) with ``create_graph=True`` and then grad of <g(x), v>, which is
+    exactly H(x) v (Pearlmutter, "Fast exact multiplication by the Hessian", 1994) at the cost of
+    about two gradients. On NumPy, Hessian-vector products come from a problem's ``hvp`` or from
+    finite differences of gradients instead (course_lib.nonconvex.hvp).
+
+    Args:
+        f: callable taking a 1-D tensor to a scalar tensor (written with torch operations).
+        x: the point, a 1-D floating torch tensor. v: the direction, same shape as x.
+    Returns:
+        H(x) v as a detached tensor shaped like x.
+    """
+    torch = _torch()
+    if not (is_torch(x) and is_torch(v)):
+        raise TypeError("hvp_autograd needs torch tensors x and v (autograd); on NumPy use the problem's hvp "
+                        "or finite differences of gradients (course_lib.nonconvex.hvp).")
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+        if not g.requires_grad:  # f is affine in x: its Hessian is zero
+            return torch.zeros_like(x).detach()
+        (hv,) = torch.autograd.grad(g, x, grad_outputs=v, allow_unused=True)
+    return torch.zeros_like(x).detach() if hv is None else hv.detach()

@@ -217,7 +217,8 @@ class FiniteSum(Problem):
         return M if idx is None else namespace(M).take(M, idx, axis=0)
 
     def _check_idx(self, idx):
-        idx = idx if not isinstance(idx, (list, tuple, range)) else self.backend.asarray(list(idx), dtype="int64")
+        if isinstance(idx, (list, tuple, range)) or backend_of(idx) != self.backend:
+            idx = self.backend.asarray(to_numpy(idx), dtype="int64")  # e.g. a NumPy index array for a torch problem
         if len(idx) == 0:
             raise CourseError("idx is empty: a minibatch needs at least one index.")
         return idx
