@@ -91,7 +91,9 @@ def check_array(x, name: str = "x", ndim: int | None = None, shape: tuple | None
 
 def check_positive(value, name: str, allow_zero: bool = False, allow_inf: bool = False) -> float:
     """Check a real scalar is > 0 (or >= 0) and finite; return it as float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool):  # True would silently become 1.0
+        raise CourseError(f"{name} must be a real number, got {value!r}.")
+    if not isinstance(value, numbers.Real):
         try:
             value = float(value)
         except (TypeError, ValueError):
