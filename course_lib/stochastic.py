@@ -297,7 +297,7 @@ def svrg(problem, x0, step_size=None, epochs: int = 10, inner_steps: "int | None
     convex, L = L_max): E f(xt_s) - f* <= alpha^s (f(x_0) - f*) with alpha = :func:`svrg_rate` < 1.
 
     Args:
-        problem: a FiniteSum. x0: starting point. step_size: eta, default 1/(10 L_max).
+        problem: a FiniteSum. x0: starting point. step_size: eta, default 1/(5 L_max).
         epochs: number of snapshots. inner_steps: m, default 2n. batch_size: b.
         snapshot: "last" or "random". seed: int.
         record_every, keep_x, on_divergence: see :class:`~course_lib.trace.Recorder`; iteration k counts
@@ -307,7 +307,7 @@ def svrg(problem, x0, step_size=None, epochs: int = 10, inner_steps: "int | None
     """
     x, epochs = _start(problem, x0, epochs)
     m = check_int(2 * problem.n if inner_steps is None else inner_steps, "inner_steps", 1)
-    eta = check_step_size(1.0 / (10 * problem.L_max) if step_size is None else step_size, problem.L_max,
+    eta = check_step_size(1.0 / (5 * problem.L_max) if step_size is None else step_size, problem.L_max,
                           limit=1.0)
     if snapshot not in ("last", "random"):
         raise CourseError(f"snapshot must be 'last' or 'random', got {snapshot!r}.")
