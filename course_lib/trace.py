@@ -177,7 +177,7 @@ class Recorder:
             stop = True
             self.status = "diverged"
             step = self.params.get("step_size")
-            hint = f" Try a smaller step size than {step!r}." if isinstance(step, (int, float)) else \
+            hint = f" Try a smaller step size than {step:.4g}." if isinstance(step, (int, float)) else \
                 " Try a smaller step size."
             self.message = (f"{self.method} diverged at iteration {k}: f = {fv:.3g} (f(x0) = {self._f0:.3g}), "
                             f"||grad|| = {gn:.3g}.{hint}")
