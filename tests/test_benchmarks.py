@@ -1,10 +1,14 @@
 """The benchmark harness runs and writes its results (no timing assertions: timings are not tests)."""
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from benchmarks import __main__ as runner
-from benchmarks import gd_logistic
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root holds the benchmarks package
+
+from benchmarks import __main__ as runner  # noqa: E402
+from benchmarks import gd_logistic  # noqa: E402
 
 
 def test_discovery_finds_modules_with_main():
