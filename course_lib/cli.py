@@ -1,0 +1,149 @@
+"""The ``course`` command: what a TA runs to release, autograde, return feedback and export grades.
+
+Every command works on the course directory it is run in (the folder holding
+``nbgrader_config.py`` with ``solutions/``, ``assignments/`` and ``submitted/<student>/<HW>/``)
+or on the one ``--course-dir`` names. Commands drive real nbgrader.
+
+    course release HW           generate the student version of HW into assignments/
+    course autograde HW         grade submitted/*/HW (trusted re-scoring, sandboxed, --jobs N)
+    course feedback HW          write HTML feedback into feedback/<student>/HW/
+    course grades               export the gradebook to grades.csv
+    course check HW             reference passes + mutation score of the hidden tests
+    course demo                 the whole pipeline on examples/submissions in a fresh directory
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main", "find_course_dir"]
+
+
+def find_course_dir(start: str | None = None) -> Path:
+    """The course directory: ``start`` if given, else the nearest folder up from cwd with nbgrader_config.py."""
+    if start:
+        path = Path(start).resolve()
+        if not (path / "nbgrader_config.py").exists():
+            raise SystemExit(f"course: {path} has no nbgrader_config.py; pass the course directory with --course-dir.")
+        return path
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "nbgrader_config.py").exists():
+            return folder
+    raise SystemExit("course: no nbgrader_config.py here or in a parent folder. Run inside the course directory "
+                     "or pass --course-dir PATH.")
+
+
+def _cmd_release(args) -> int:
+    from .grading.pipeline import release
+
+    course = find_course_dir(args.course_dir)
+    for hw in args.assignment:
+        path = release(course, hw)
+        print(f"released {hw} -> {path}")
+    return 0
+
+
+def _cmd_autograde(args) -> int:
+    from .grading.pipeline import autograde
+
+    course = find_course_dir(args.course_dir)
+    summary = autograde(course, args.assignment, students=args.student or None, jobs=args.jobs, force=args.force,
+                        db_url=args.db_url)
+    for s in summary:
+        print(f"{s['student']:<20} {s['status']:<10} {s['score']:>6g} / {s['max_score']:<6g} {s.get('message', '')}")
+    return 0 if all(s["status"] in ("graded", "skipped") for s in summary) else 1
+
+
+def _cmd_feedback(args) -> int:
+    from .grading.pipeline import feedback
+
+    course = find_course_dir(args.course_dir)
+    paths = feedback(course, args.assignment, students=args.student or None, db_url=args.db_url)
+    for p in paths:
+        print(f"feedback: {p}")
+    return 0
+
+
+def _cmd_grades(args) -> int:
+    from .grading.pipeline import export_grades, format_grade_table
+
+    course = find_course_dir(args.course_dir)
+    rows, path = export_grades(course, args.output, db_url=args.db_url)
+    print(format_grade_table(rows))
+    print(f"\ngrades written to {path}")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from .grading.check import check_assignment, format_report
+
+    course = find_course_dir(args.course_dir)
+    report = check_assignment(course, args.assignment, jobs=args.jobs)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
+def _cmd_demo(args) -> int:
+    from .grading.demo import run_demo
+
+    return run_demo(args.dir, repo=args.course_dir, jobs=args.jobs, db_url=args.db_url)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Run `course COMMAND --help` for the options of a command.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--course-dir", help="course directory (default: the one holding nbgrader_config.py "
+                                            "here or above)")
+        p.set_defaults(func=func)
+        return p
+
+    def db(p):
+        p.add_argument("--db-url", help="gradebook SQLAlchemy URL (default: sqlite gradebook.db in the course "
+                                        "directory, as nbgrader_config.py says)")
+
+    p = add("release", _cmd_release, "Generate the student version of assignments (nbgrader generate_assignment).")
+    p.add_argument("assignment", nargs="+", help="assignment name(s), e.g. hw00_preliminaries")
+    p = add("autograde", _cmd_autograde, "Autograde submitted/<student>/HW with nbgrader, then re-score every "
+                                         "autograded cell with the trusted, sandboxed runner.")
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    p.add_argument("--jobs", type=int, default=1, help="grade N submissions in parallel (default 1)")
+    p.add_argument("--force", action="store_true", help="re-grade submissions already graded")
+    db(p)
+    p = add("feedback", _cmd_feedback, "Generate HTML feedback (trusted verdicts; hidden tests' source not shown).")
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    db(p)
+    p = add("grades", _cmd_grades, "Export all grades to a CSV file and print the grade table.")
+    p.add_argument("--output", default="grades.csv", help="CSV path (default grades.csv in the course directory)")
+    db(p)
+    p = add("check", _cmd_check, "Check an assignment: the reference solution passes, and the hidden tests catch "
+                                 "mutants of it (>= the min_mutation_score of grading.toml).")
+    p.add_argument("assignment")
+    p.add_argument("--jobs", type=int, default=2, help="parallel trusted runners (default 2)")
+    p.add_argument("--json", help="also write the report as JSON to this path")
+    p = add("demo", _cmd_demo, "Run the whole pipeline (release, autograde, feedback, grades) on "
+                               "examples/submissions in a fresh course working directory.")
+    p.add_argument("--dir", default=None, help="where to create the demo course (default: ./demo_course, replaced)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel autograding jobs (default 2)")
+    db(p)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""``course check HW``: is the reference solution graded full marks, and how strong are the hidden tests?
+
+Runs the trusted grader on the source notebook itself (every test cell must pass), then on every
+mutant of its answer cells (see :mod:`course_lib.grading.mutation`) and reports, per test cell,
+which mutants survive. The mutation score is caught / (all - declared equivalent).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+
+from .config import AssignmentConfig, load_config
+from .mutation import mutants_of_notebook
+from .notebook import meta, read, test_cells
+
+__all__ = ["run_trusted", "check_assignment", "format_report"]
+
+
+def run_trusted(source: str, submissions: dict[str, str], cfg: AssignmentConfig, timeout: float,
+                hide=(), readonly=()) -> dict:
+    """Grade submissions with the trusted runner in a fresh process; {key: result} (missing keys: failed)."""
+    with tempfile.TemporaryDirectory(prefix="course-job-") as tmp:
+        job = {"source": str(source), "submissions": submissions, "forbidden": cfg.forbidden,
+               "limits": {"memory_mb": int(cfg.memory_mb)}, "call_timeout": cfg.timeout_s,
+               "load_timeout": cfg.load_timeout_s, "hide": list(hide), "readonly": list(readonly)}
+        jpath, opath = Path(tmp) / "job.json", Path(tmp) / "out.json"
+        jpath.write_text(json.dumps(job))
+        try:
+            proc = subprocess.run([sys.executable, "-m", "course_lib.grading.trusted", str(jpath), str(opath)],
+                                  capture_output=True, text=True, timeout=timeout)
+            failure = proc.stderr[-3000:] if proc.returncode != 0 else ""
+        except subprocess.TimeoutExpired:
+            failure = f"the trusted grader did not finish within {timeout:g} s"
+        results = json.loads(opath.read_text()) if opath.exists() and opath.stat().st_size else {}
+        if failure:
+            for key in submissions:
+                results.setdefault(key, {"error": failure})
+        return results
+
+
+def _chunks(items, n):
+    n = max(1, min(n, len(items)))
+    return [items[i::n] for i in range(n)]
+
+
+def check_assignment(course_dir, assignment: str, jobs: int = 2, source_dir: str = "solutions") -> dict:
+    """Grade the reference solution and all its mutants; return the report as a dict."""
+    course_dir = Path(course_dir)
+    cfg = load_config(course_dir, assignment)
+    nb_paths = sorted((course_dir / source_dir / assignment).glob("*.ipynb"))
+    if not nb_paths:
+        raise FileNotFoundError(f"No source notebook in {course_dir / source_dir / assignment}. "
+                                f"Known assignments: {sorted(p.name for p in (course_dir / source_dir).iterdir())}")
+    report = {"assignment": assignment, "notebooks": []}
+    for nb_path in nb_paths:
+        nb = read(nb_path)
+        cells = test_cells(nb)
+        with tempfile.TemporaryDirectory(prefix="course-mutants-") as tmp:
+            subs = {"reference": str(nb_path)}
+            mutants = mutants_of_notebook(nb)
+            by_id = {}
+            for idx, m in mutants:
+                mnb = nbformat.from_dict(nb)
+                mnb.cells[idx].source = m.source
+                path = Path(tmp) / f"m{len(by_id)}.ipynb"
+                nbformat.write(mnb, str(path))
+                subs[m.id] = str(path)
+                by_id[m.id] = m
+            keys = list(subs)
+            results: dict = {}
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                futures = [pool.submit(run_trusted, str(nb_path), {k: subs[k] for k in chunk}, cfg,
+                                       timeout=60 + 30 * len(chunk)) for chunk in _chunks(keys, jobs)]
+                for f in futures:
+                    results.update(f.result())
+        ref = results.get("reference", {})
+        baseline = {c["grade_id"]: c for c in ref.get("cells", [])}
+        ref_ok = bool(baseline) and all(c["passed"] for c in baseline.values()) and not ref.get("error")
+        answer_to_test = _answer_to_test(nb)
+        per_cell = {c.grade_id: {"points": c.points, "mutants": 0, "caught": 0, "survivors": []} for c in cells}
+        caught = survived = equivalent = 0
+        survivors = []
+        for mid, m in by_id.items():
+            res = results.get(mid, {})
+            failed_cells = [c["grade_id"] for c in res.get("cells", []) if not c["passed"]]
+            is_caught = bool(failed_cells) or bool(res.get("error"))
+            target = answer_to_test.get(m.cell)
+            if mid in cfg.equivalent_mutants:
+                equivalent += 1
+                continue
+            if target in per_cell:
+                per_cell[target]["mutants"] += 1
+                per_cell[target]["caught"] += int(is_caught)
+                if not is_caught:
+                    per_cell[target]["survivors"].append(mid)
+            if is_caught:
+                caught += 1
+            else:
+                survived += 1
+                survivors.append({"id": mid, "cell": m.cell, "line": m.line, "operator": m.operator,
+                                  "original": m.original, "mutated": m.mutated})
+        total = caught + survived
+        report["notebooks"].append({
+            "notebook": nb_path.name, "reference_passes": ref_ok,
+            "reference_failures": [{"cell": c["grade_id"], "error": c["error"],
+                                    "tests": [t for t in c["tests"] if not t["passed"]]}
+                                   for c in baseline.values() if not c["passed"]] or ref.get("error", ""),
+            "mutants": total, "caught": caught, "equivalent": equivalent,
+            "score": caught / total if total else 1.0, "per_cell": per_cell, "survivors": survivors,
+        })
+    scores = [n["score"] for n in report["notebooks"]]
+    report["score"] = min(scores) if scores else 0.0
+    report["min_score"] = cfg.min_mutation_score
+    report["ok"] = all(n["reference_passes"] for n in report["notebooks"]) and report["score"] >= cfg.min_mutation_score
+    return report
+
+
+def _answer_to_test(nb) -> dict[str, str]:
+    """Map each answer cell's grade_id to the first test cell after it (the cell that grades it)."""
+    out, pending = {}, []
+    for cell in nb.cells:
+        m = meta(cell)
+        if cell.get("cell_type") == "code" and m.get("solution"):
+            pending.append(m.get("grade_id"))
+        elif cell.get("cell_type") == "code" and m.get("grade") and not m.get("solution"):
+            for gid in pending:
+                out[gid] = m.get("grade_id")
+            pending = []
+    return out
+
+
+def format_report(report: dict) -> str:
+    """The report as text an instructor can act on."""
+    lines = [f"Test strength of {report['assignment']} (mutation testing of the reference solution)"]
+    for nb in report["notebooks"]:
+        lines.append(f"\n{nb['notebook']}: reference solution "
+                     f"{'passes every test cell' if nb['reference_passes'] else 'FAILS its own tests'}")
+        if not nb["reference_passes"]:
+            lines.append(f"  {json.dumps(nb['reference_failures'], indent=2)[:3000]}")
+        lines.append(f"  mutants caught: {nb['caught']}/{nb['mutants']} = {100 * nb['score']:.1f}% "
+                     f"({nb['equivalent']} declared equivalent in grading.toml)")
+        lines.append(f"  {'test cell':<28} {'points':>6} {'caught':>10}")
+        for gid, c in nb["per_cell"].items():
+            lines.append(f"  {gid:<28} {c['points']:>6g} {c['caught']:>4}/{c['mutants']:<5}")
+        if nb["survivors"]:
+            lines.append("  Surviving mutants (the tests pass although the code is wrong -- add a test that "
+                         "catches each, or declare it equivalent in grading.toml with a reason):")
+            for s in nb["survivors"]:
+                lines.append(f"    {s['id']}\n      line {s['line']}: {s['original']}\n      mutated part: {s['mutated']}")
+    verdict = "OK" if report["ok"] else "NOT OK"
+    lines.append(f"\n{verdict}: score {100 * report['score']:.1f}% (required {100 * report['min_score']:.0f}%)")
+    return "\n".join(lines)

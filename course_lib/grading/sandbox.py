@@ -1,0 +1,126 @@
+"""Running untrusted student code: resource limits, a scrubbed environment and, where Linux allows it,
+private namespaces that hide the course directory.
+
+Two layers:
+
+1. Always: a new session (so the whole process group can be killed), rlimits on address space
+   (memory bombs end in MemoryError or a kill), CPU seconds, file size and core dumps, a fresh
+   temporary working directory, and an environment without the TA's variables.
+2. Where unprivileged user namespaces work (most Linux distributions; checked at run time):
+   ``unshare --user --mount --pid`` with the course's sensitive paths (gradebook, submissions,
+   autograded and feedback folders, reference solutions) covered by empty tmpfs mounts, the
+   course directory and the Python installation re-mounted read-only, a private PID namespace (no
+   process outlives the run) and, for the student-function worker, no network.
+
+What this does not give (README, "Trust model"): protection of other files the TA's user can read
+outside the course directory, or CPU/memory fairness beyond rlimits. On a shared server run the
+grader as a separate OS user or in a container.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+__all__ = ["Limits", "namespaces_available", "wrap", "popen_kwargs", "scrubbed_env", "kill_group"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of a sandboxed process (seconds and megabytes)."""
+
+    memory_mb: int = 4096
+    cpu_s: int = 600
+    file_mb: int = 64
+
+
+@functools.lru_cache(maxsize=1)
+def namespaces_available() -> bool:
+    """True if ``unshare --user --map-root-user --mount --pid`` works for this user (checked once)."""
+    if os.environ.get("COURSE_NO_NAMESPACES") == "1" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "sh", "-c",
+                            "mount -t tmpfs tmpfs /mnt 2>/dev/null || mount -t tmpfs tmpfs /tmp; echo ok"],
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return r.returncode == 0 and r.stdout.strip().endswith("ok")
+
+
+def wrap(argv: list[str], hide: list[str] = (), readonly: list[str] = (), network: bool = True) -> list[str]:
+    """The command line that runs ``argv`` inside private namespaces (or ``argv`` itself where unavailable).
+
+    Args:
+        argv: the command.
+        hide: paths to cover (directories by an empty tmpfs, files by /dev/null).
+        readonly: directories to re-mount read-only.
+        network: keep the network namespace (False: no network at all).
+    """
+    if not namespaces_available():
+        return list(argv)
+    lines = ["set -e", "mount --make-rprivate /"]
+    for path in readonly:
+        if os.path.isdir(path):
+            q = shlex.quote(path)
+            lines.append(f"mount --bind {q} {q}; mount -o remount,bind,ro {q}")
+    for path in hide:
+        q = shlex.quote(path)
+        if os.path.isdir(path):
+            lines.append(f"mount -t tmpfs -o size=64k,mode=000 tmpfs {q}")
+        elif os.path.exists(path):
+            lines.append(f"mount --bind /dev/null {q}")
+    lines.append('exec "$@"')
+    flags = ["--user", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child"]
+    if not network:
+        flags.append("--net")
+    return ["unshare", *flags, "sh", "-c", "\n".join(lines), "course-sandbox", *argv]
+
+
+def _limit(limits: Limits):
+    def apply():
+        os.setsid()
+        mem = limits.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
+        fsize = limits.file_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+def scrubbed_env(home: str, extra: dict | None = None) -> dict:
+    """A minimal environment for student code: no TA variables, one BLAS thread, headless plots."""
+    env = {
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/local/bin:/usr/bin:/bin",
+        "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "JUPYTER_PLATFORM_DIRS": "1",
+    }
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "VIRTUAL_ENV"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    env.update(extra or {})
+    return env
+
+
+def popen_kwargs(limits: Limits, cwd: str, env: dict) -> dict:
+    """Keyword arguments for subprocess.Popen/run that apply the limits, cwd and environment."""
+    return {"preexec_fn": _limit(limits), "cwd": cwd, "env": env, "close_fds": True}
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill a sandboxed process and everything it started (its session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass

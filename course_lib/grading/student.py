@@ -1,0 +1,195 @@
+"""The trusted side's handle on a sandboxed student process: start, call with a time limit, restart.
+
+A :class:`StudentProcess` runs the student's notebook code once in a sandboxed worker
+(:mod:`course_lib.grading.worker`) and then forwards calls to the student's functions. Each call
+has a wall-time limit; a call that times out, or a worker that dies (``sys.exit``, ``os._exit``,
+a segfault, the memory limit), fails that call with a clear message and the next call starts a
+fresh worker, so one bad function costs only the tests that use it.
+"""
+from __future__ import annotations
+
+import builtins
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import protocol
+from .sandbox import Limits, kill_group, popen_kwargs, scrubbed_env, wrap
+
+__all__ = ["StudentProcess", "StudentError", "StudentCrash"]
+
+
+class StudentError(Exception):
+    """The student's function raised an exception that is not a Python built-in one."""
+
+
+class StudentCrash(AssertionError):
+    """The student's process ended, or a call ran out of time or memory."""
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            raise TimeoutError
+        chunk = os.read(fd, min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return bytes(buf)
+
+
+class StudentProcess:
+    """A sandboxed worker running one submission's code.
+
+    Args:
+        cells: the student program (code cells, IPython syntax).
+        forbidden: dotted paths of library functions the submission may not call.
+        limits: memory/CPU/file limits of the worker.
+        call_timeout: wall seconds per call of a student function.
+        load_timeout: wall seconds to run the notebook's code before the first call.
+        hide, readonly: paths hidden from / read-only for the worker (see sandbox.wrap).
+    """
+
+    def __init__(self, cells: list[str], forbidden: list[str] = (), limits: Limits = Limits(),
+                 call_timeout: float = 20.0, load_timeout: float = 120.0, hide=(), readonly=()):
+        self.cells, self.forbidden = list(cells), list(forbidden)
+        self.limits, self.call_timeout, self.load_timeout = limits, float(call_timeout), float(load_timeout)
+        self.hide, self.readonly = list(hide), list(readonly)
+        self.proc: subprocess.Popen | None = None
+        self.home: str | None = None
+        self.load_errors: list[dict] = []
+        self.load_failure: str | None = None
+        self.restarts = 0
+
+    # -- process management ----------------------------------------------------------------
+    def _spawn(self):
+        self.home = tempfile.mkdtemp(prefix="course-student-")
+        argv = wrap([sys.executable, "-m", "course_lib.grading.worker"], hide=self.hide,
+                    readonly=self.readonly, network=False)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     **popen_kwargs(self.limits, self.home, scrubbed_env(self.home)))
+        reply = self._request({"op": "load", "cells": self.cells, "forbidden": self.forbidden}, self.load_timeout,
+                              what="running your notebook's code")
+        self.load_errors = reply.get("errors", [])
+
+    def ensure(self):
+        """Start the worker if it is not running (raises StudentCrash if the notebook itself cannot run)."""
+        if self.load_failure is not None:
+            raise StudentCrash(self.load_failure)
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                self.restarts += 1
+            try:
+                self._spawn()
+            except StudentCrash as err:
+                self.load_failure = str(err)
+                raise
+
+    def close(self):
+        """Stop the worker and remove its temporary directory."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    protocol.send(self.proc.stdin.fileno(), {"op": "exit"})
+                    self.proc.wait(timeout=2)
+                except (OSError, subprocess.TimeoutExpired, ValueError):
+                    pass
+            kill_group(self.proc)
+            for f in (self.proc.stdin, self.proc.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+            self.proc.wait()
+            self.proc = None
+        if self.home:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _death_reason(self) -> str:
+        code = self.proc.poll() if self.proc else None
+        if code is None:
+            return "it stopped answering"
+        if code < 0:
+            sig = signal.Signals(-code).name
+            hint = " (the memory or CPU limit of the sandbox)" if sig in ("SIGKILL", "SIGXCPU", "SIGSEGV") else ""
+            return f"it was killed by {sig}{hint}"
+        return f"it exited with code {code} (sys.exit, os._exit or a crash)"
+
+    def _request(self, message: dict, timeout: float, what: str) -> dict:
+        try:
+            protocol.send(self.proc.stdin.fileno(), message)
+            deadline = time.monotonic() + timeout
+            fd = self.proc.stdout.fileno()
+            (n,) = struct.unpack(">Q", _read_exact(fd, 8, deadline))
+            if n > protocol.MAX_MESSAGE:
+                raise protocol.ProtocolError(f"reply of {n} bytes exceeds the limit")
+            import json
+
+            reply = json.loads(_read_exact(fd, n, deadline).decode("utf-8"))
+            if not isinstance(reply, dict):
+                raise protocol.ProtocolError("reply is not an object")
+            return reply
+        except TimeoutError:
+            kill_group(self.proc)
+            self.proc.wait()
+            raise StudentCrash(f"Time limit: {what} took longer than {timeout:g} s (an infinite loop?). "
+                               "The sandbox was stopped.") from None
+        except (EOFError, BrokenPipeError, OSError):
+            time.sleep(0.05)
+            reason = self._death_reason()
+            kill_group(self.proc)
+            self.proc.wait()
+            raise StudentCrash(f"Your code ended the grading process while {what}: {reason}.") from None
+        except (protocol.ProtocolError, ValueError) as err:
+            kill_group(self.proc)
+            self.proc.wait()
+            raise StudentCrash(f"Invalid reply from your code while {what}: {err}") from None
+
+    # -- the calls the trusted tests make ----------------------------------------------------
+    def get(self, name: str) -> dict:
+        """{'kind': 'missing' | 'callable' | 'value', 'value': decoded value}."""
+        self.ensure()
+        reply = self._request({"op": "get", "name": name}, self.call_timeout, what=f"looking up {name!r}")
+        if not reply.get("ok"):
+            raise StudentCrash(f"Could not read {name!r} from your notebook: {reply.get('error')}")
+        kind = reply.get("kind")
+        if kind not in ("missing", "callable", "value"):
+            raise StudentCrash(f"Invalid reply while looking up {name!r}.")
+        out = {"kind": kind}
+        if kind == "value":
+            out["value"] = protocol.decode(reply.get("value"))
+        return out
+
+    def call(self, name: str, args: tuple, kwargs: dict):
+        """Call the student's ``name(*args, **kwargs)`` in the sandbox; return plain decoded data."""
+        self.ensure()
+        message = {"op": "call", "name": name, "args": protocol.encode(list(args), allow_refs=True),
+                   "kwargs": protocol.encode(dict(kwargs), allow_refs=True)}
+        reply = self._request(message, self.call_timeout, what=f"running {name}()")
+        if reply.get("ok"):
+            return protocol.decode(reply.get("value"))
+        error = str(reply.get("error", "unknown error"))[:2000]
+        etype = error.partition(":")[0]
+        exc_cls = getattr(builtins, etype, None)
+        text = f"{name}() raised {error}"
+        if isinstance(exc_cls, type) and issubclass(exc_cls, Exception) and not issubclass(exc_cls, StopIteration):
+            raise exc_cls(text)
+        raise StudentError(text)

@@ -1,0 +1,187 @@
+"""Trusted scoring: run a notebook's test cells with pytest in a process that never runs student code.
+
+For one submission, :func:`grade_notebook` starts a sandboxed :class:`StudentProcess` with the
+student program, then runs every autograded test cell of the *source* notebook (hidden tests
+included) with pytest, here, in the trusted process. The names that the answer cells define
+(the student's functions and values) are injected into each test module as proxies that call
+the sandbox and return plain, decoded data. A cell earns its points exactly when all of its
+tests pass -- nbgrader's rule -- and every test's name, outcome and failure message are kept
+for the feedback.
+
+Run as ``python -m course_lib.grading.trusted JOB.json OUT.json`` by ``course autograde`` and
+``course check``; a job lists submissions and the settings of the assignment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .notebook import answer_names, read, student_program, test_cells
+from .sandbox import Limits
+from .student import StudentCrash, StudentProcess
+
+__all__ = ["TestResult", "CellResult", "grade_notebook", "student_name", "main"]
+
+_SESSION: StudentProcess | None = None
+
+
+@dataclass
+class TestResult:
+    name: str
+    hidden: bool
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class CellResult:
+    grade_id: str
+    points: float
+    max_points: float
+    passed: bool
+    tests: list[TestResult] = field(default_factory=list)
+    error: str = ""
+
+
+class _StudentFunction:
+    """A callable standing for a student's function inside a trusted test module."""
+
+    def __init__(self, name: str):
+        self.__name__ = self.name = name
+
+    def __call__(self, *args, **kwargs):
+        return _SESSION.call(self.name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<student function {self.name}>"
+
+
+def _missing(name: str, why: str):
+    def missing(*args, **kwargs):
+        raise AssertionError(why)
+
+    missing.__name__ = name
+    return missing
+
+
+def student_name(name: str):
+    """The object a trusted test module sees for the student's ``name`` (a proxy or a plain value)."""
+    try:
+        info = _SESSION.get(name)
+    except StudentCrash as err:
+        return _missing(name, str(err))
+    if info["kind"] == "missing":
+        return _missing(name, f"Your notebook does not define `{name}`: keep the name given in the task "
+                              "and run the cell that defines it.")
+    if info["kind"] == "callable":
+        return _StudentFunction(name)
+    return info["value"]
+
+
+class _Collector:
+    def __init__(self):
+        self.reports: dict[str, tuple[bool, str]] = {}
+        self.errors: list[str] = []
+
+    @staticmethod
+    def _message(report) -> str:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        if crash is not None and crash.message:
+            return crash.message[:3000]
+        return str(report.longrepr)[-3000:]
+
+    def pytest_runtest_logreport(self, report):
+        name = report.nodeid.split("::")[-1]
+        if report.failed:
+            self.reports[name] = (False, self._message(report))
+        elif report.when == "call" and name not in self.reports:
+            self.reports[name] = (True, "")
+        elif report.skipped and name not in self.reports:
+            self.reports[name] = (False, "skipped: a skipped test earns no points")
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.errors.append(self._message(report))
+
+
+def _run_cell(cell, names: list[str], workdir: Path, index: int) -> CellResult:
+    import pytest
+
+    module = re.sub(r"\W", "_", cell.grade_id)
+    path = workdir / f"cell{index}" / f"test_{module}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ["import course_lib.grading.trusted as __course_trusted"]
+    header += [f"{n} = __course_trusted.student_name({n!r})" for n in names]
+    path.write_text("\n".join(header) + "\n" + cell.code + "\n")
+    ini = path.parent / "pytest.ini"
+    ini.write_text("[pytest]\naddopts =\n")
+    collector = _Collector()
+    args = [str(path), "-q", "-p", "no:cacheprovider", "-c", str(ini), "--rootdir", str(path.parent),
+            "--import-mode=importlib", "-W", "ignore::DeprecationWarning", "-o", "console_output_style=classic"]
+    with open(os.devnull, "w") as null:
+        stdout, sys.stdout = sys.stdout, null
+        try:
+            pytest.main(args, plugins=[collector])
+        finally:
+            sys.stdout = stdout
+    tests = []
+    for name in cell.tests:
+        passed, msg = collector.reports.get(name, (False, "did not run"))
+        tests.append(TestResult(name, name in cell.hidden_tests, passed, msg))
+    error = "\n".join(collector.errors)
+    passed = not error and bool(tests) and all(t.passed for t in tests)
+    return CellResult(cell.grade_id, cell.points if passed else 0.0, cell.points, passed, tests, error)
+
+
+def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = Limits(), call_timeout: float = 20.0,
+                   load_timeout: float = 120.0, hide=(), readonly=()) -> dict:
+    """Score one submitted notebook against its source notebook's test cells.
+
+    Args:
+        source_path: the instructor's source notebook (hidden tests included).
+        submitted_path: the student's notebook.
+        forbidden: library functions the submission may not call.
+        limits, call_timeout, load_timeout, hide, readonly: sandbox settings (see StudentProcess).
+    Returns:
+        {"cells": [CellResult as dict, ...], "load_errors": [...], "restarts": n}
+    """
+    global _SESSION
+    src, sub = read(source_path), read(submitted_path)
+    names = answer_names(src)
+    _SESSION = StudentProcess(student_program(src, sub), forbidden, limits, call_timeout, load_timeout,
+                              hide=hide, readonly=readonly)
+    try:
+        with tempfile.TemporaryDirectory(prefix="course-trusted-") as tmp:
+            cells = [_run_cell(c, names, Path(tmp), i) for i, c in enumerate(test_cells(src))]
+        return {"cells": [asdict(c) for c in cells], "load_errors": _SESSION.load_errors,
+                "load_failure": _SESSION.load_failure, "restarts": _SESSION.restarts}
+    finally:
+        _SESSION.close()
+        _SESSION = None
+
+
+def main(argv=None) -> int:
+    """``python -m course_lib.grading.trusted JOB.json OUT.json``: grade each submission of a job."""
+    argv = sys.argv[1:] if argv is None else argv
+    job = json.loads(Path(argv[0]).read_text())
+    limits = Limits(**job.get("limits", {}))
+    out = {}
+    for key, sub in job["submissions"].items():
+        out[key] = grade_notebook(job["source"], sub, job.get("forbidden", []), limits,
+                                  job.get("call_timeout", 20.0), job.get("load_timeout", 120.0),
+                                  job.get("hide", []), job.get("readonly", []))
+        Path(argv[1]).write_text(json.dumps(out))  # partial results survive a kill
+    Path(argv[1]).write_text(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    # run the imported module's main, so that test modules importing it share its session
+    from course_lib.grading.trusted import main as _main
+
+    sys.exit(_main())
