@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this benchmark (module name, e.g. gd_logistic); repeatable")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every benchmark (seconds)")
     args, rest = parser.parse_known_args(argv)
+    if args.quick:
+        rest = ["--quick", *rest]
     found = discover()
     if args.list:
         for name, module in found.items():
