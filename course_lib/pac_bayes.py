@@ -162,6 +162,7 @@ def _kl_inv(q, c, upper):
     else:      # q = 1 has the closed form exp(-c); q = 0 gives 0
         out = xp.where(q == 1, xp.exp(-c), lo)
         out = xp.where(q == 0, xp.zeros_like(q), out)
+    out = xp.where(c == 0, q, out)  # kl(q || p) = 0 iff p = q (bisection cannot resolve kl below rounding)
     return _result(out, scalar)
 
 
@@ -185,7 +186,7 @@ def kl_inv_lower(q, c):
     """Lower kl inverse: min { p in [0, q] : kl(q || p) <= c }, a lower confidence bound on p.
 
     Bisection on [0, q], where p -> kl(q || p) is decreasing; returns the lower end of the final
-    interval (never optimistic). Edge cases: q = 1 gives exp(-c) exactly; q = 0 gives 0.
+    interval (never optimistic). Edge cases: q = 1 gives exp(-c) exactly; q = 0 gives 0; c = 0 gives q.
 
     Args:
         q: empirical risk(s) in [0, 1]. c: budget(s) >= 0.
