@@ -106,7 +106,7 @@ def error_rate(w, X, y, sizes):
 
 
 def train_mlp(X, y, sizes, seed: int = 0, step_size: float = 0.05, momentum: float = 0.9, epochs: int = 20,
-              batch_size: int = 64, on_divergence: str = "raise"):
+              batch_size: int = 64, on_divergence: str = "raise", divergence_factor: float = 100.0):
     """Train the MLP by minibatch SGD with momentum on the logistic loss, from ``init_weights(sizes, seed)``.
 
     Update (heavy ball, as torch.optim.SGD): v <- momentum v + g_batch(w); w <- w - step_size v.
@@ -115,7 +115,9 @@ def train_mlp(X, y, sizes, seed: int = 0, step_size: float = 0.05, momentum: flo
         X, y: training data (torch, labels in {-1, +1}). sizes: layer widths.
         seed: seeds the initialisation and the minibatch order.
         step_size, momentum, epochs, batch_size: SGD hyperparameters.
-        on_divergence: see :class:`~course_lib.trace.Recorder` (the full-batch loss is recorded per epoch).
+        on_divergence, divergence_factor: see :class:`~course_lib.trace.Recorder` (the full-batch loss is
+            recorded per epoch; the logistic loss grows only linearly in the logits, so a loss above
+            100 (1 + loss at w0) already means the steps are far too long).
     Returns:
         (w0, w, trace): the initialisation (the prior mean), the trained weights and the Trace
         (f = training logistic loss, info["error"] = training 0-1 error).
@@ -131,7 +133,8 @@ def train_mlp(X, y, sizes, seed: int = 0, step_size: float = 0.05, momentum: flo
     rng = RNG(seed + 1, "numpy")
     n = X.shape[0]
     rec = Recorder("train_mlp", w, epochs, params=dict(step_size=step_size, momentum=momentum,
-                   batch_size=batch_size), keep_x=False, on_divergence=on_divergence)
+                   batch_size=batch_size), keep_x=False, on_divergence=on_divergence,
+                   divergence_factor=divergence_factor)
 
     def loss_all():
         with torch.no_grad():
