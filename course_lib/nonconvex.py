@@ -233,7 +233,7 @@ def uniform_ball(rng: RNG, dim: int, radius: float):
 
 
 def perturbed_gradient_descent(problem, x0, params: PGDParams, max_iter: int = 10000, seed: int = 0,
-                               terminate: bool = True, record_every: int = 1, keep_x="auto",
+                               terminate: bool = True, noise=None, record_every: int = 1, keep_x="auto",
                                on_divergence: str = "raise") -> Trace:
     """Perturbed gradient descent (Jin et al. 2017, Algorithm 2).
 
@@ -247,7 +247,9 @@ def perturbed_gradient_descent(problem, x0, params: PGDParams, max_iter: int = 1
     Args:
         problem: a Problem. x0: start. params: from :func:`pgd_parameters` (or hand-set).
         max_iter: iteration cap. seed: seed of the perturbations. terminate: apply the stopping
-        rule (False: keep iterating, e.g. to plot). Others as in gradient_descent.
+        rule (False: keep iterating, e.g. to plot). noise: optional (K, dim) array whose rows are
+        used, in order, as the perturbations instead of uniform-ball draws (to replay a run).
+        Others as in gradient_descent.
     Returns:
         The Trace; ``info["perturbed"]`` is 1 at the perturbation steps; on termination
         ``x_final`` is x~ and ``status`` is "converged".
@@ -260,13 +262,19 @@ def perturbed_gradient_descent(problem, x0, params: PGDParams, max_iter: int = 1
     rng = RNG(seed, backend_of(x))
     rec = Recorder("perturbed_gradient_descent", x, max_iter, params={**params.__dict__, "seed": seed},
                    record_every=record_every, keep_x=keep_x, on_divergence=on_divergence)
-    t_noise, x_tilde, f_tilde = -t_thres - 1, None, None
+    t_noise, x_tilde, f_tilde, n_pert = -t_thres - 1, None, None, 0
+    if noise is not None:
+        check_array(noise, "noise", shape=(None, problem.dim))
     g, fx = problem.grad(x), problem.value(x)
     for t in range(max_iter + 1):
         perturbed = 0
         if to_float(_norm(g)) <= params.g_thres and t - t_noise > t_thres:
             x_tilde, f_tilde, t_noise, perturbed = x, to_float(fx), t, 1
-            x = x + uniform_ball(rng, problem.dim, params.radius)
+            if noise is not None and n_pert >= noise.shape[0]:
+                raise CourseError(f"noise has {noise.shape[0]} rows but perturbation {n_pert + 1} is due at t={t}; "
+                                  "pass more rows or fewer iterations.")
+            x = x + (uniform_ball(rng, problem.dim, params.radius) if noise is None else noise[n_pert])
+            n_pert += 1
             g, fx = problem.grad(x), problem.value(x)
         if not rec.record(t, x, f=fx, grad=g, calls=1 + perturbed, perturbed=perturbed, force=bool(perturbed)):
             break

@@ -267,3 +267,16 @@ def test_bad_inputs_raise_course_errors():
         nc.sam(p, np.ones(2), step_size=0.3)
     with pytest.raises(CourseError, match="lanczos"):
         nc.top_hessian_eigenvalue(p, np.ones(2), method="qr")
+
+
+def test_pgd_replays_given_noise_and_perturbs_on_schedule():
+    q = Quadratic(np.eye(2))  # grad = x: with g_thres huge, perturb at t = 0, t_thres + 1, 2 (t_thres + 1), ...
+    prm = nc.PGDParams(step_size=0.5, radius=1.0, g_thres=1e9, f_thres=0.0, t_thres=3, chi=12.0)
+    noise = np.arange(12.0).reshape(6, 2)
+    tr = nc.perturbed_gradient_descent(q, np.array([3.0, 4.0]), prm, max_iter=10, terminate=False, noise=noise,
+                                       keep_x=True)
+    np.testing.assert_array_equal(tr.iteration[tr.info["perturbed"] == 1], [0, 4, 8])
+    np.testing.assert_allclose(tr.x[0], [3.0, 5.0])  # x0 + noise[0]
+    np.testing.assert_allclose(tr.x[4], 0.5**4 * np.array([3.0, 5.0]) + noise[1])
+    with pytest.raises(CourseError, match="noise has 2 rows"):
+        nc.perturbed_gradient_descent(q, np.array([3.0, 4.0]), prm, max_iter=10, terminate=False, noise=noise[:2])
