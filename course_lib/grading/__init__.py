@@ -11,6 +11,10 @@ __all__ = ["setup_notebook", "check_close", "check_shape", "check_finite", "chec
 
 def setup_notebook() -> None:
     """Configure the student's kernel: ipytest (raise on failure) and inline plots."""
+    import os
+
+    if os.environ.get("COURSE_GRADING_WORKER") == "1":
+        return  # the trusted grader runs the tests itself; the sandbox needs no pytest
     import ipytest
 
     ipytest.autoconfig(raise_on_error=True, addopts=["-q", "-p", "no:cacheprovider", "--color=no"])

@@ -78,7 +78,8 @@ class StudentProcess:
         argv = wrap([sys.executable, "-m", "course_lib.grading.worker"], hide=self.hide,
                     readonly=self.readonly, network=False)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     **popen_kwargs(self.limits, self.home, scrubbed_env(self.home)))
+                                     **popen_kwargs(self.limits, self.home,
+                                                  scrubbed_env(self.home, {"COURSE_GRADING_WORKER": "1"})))
         reply = self._request({"op": "load", "cells": self.cells, "forbidden": self.forbidden}, self.load_timeout,
                               what="running your notebook's code")
         self.load_errors = reply.get("errors", [])

@@ -1,0 +1,418 @@
+"""The TA pipeline on a course directory: release, autograde (trusted, sandboxed, parallel), feedback, grades.
+
+``autograde`` grades each submission in four steps:
+
+1. **nbgrader autograde in a scratch course.** The submission, the non-notebook files of the source
+   assignment and a gradebook holding only this assignment are copied into a fresh temporary
+   course directory; real ``nbgrader autograde`` runs there inside the sandbox (resource limits;
+   where Linux allows, the real course's gradebook, submissions and solutions hidden, the course
+   and Python installation read-only). Its kernel executes the student's code next to the tests
+   and produces the notebook with outputs the student will see -- but its scores are not trusted.
+2. **Trusted re-scoring.** :mod:`course_lib.grading.trusted` runs every autograded test cell of the
+   *source* notebook (hidden tests included) with pytest in a process that runs no student code,
+   calling the student's functions in a separate sandbox and comparing plain data.
+3. **Merge.** Under a lock, the trusted scores go into the real gradebook through nbgrader's
+   Gradebook API (manual scores a TA has entered are never touched), test messages go into the
+   answer cells' comments, and the feedback notebook (trusted verdicts in the test cells, hidden
+   tests' source removed unless ``show_hidden_source``) is written to ``autograded/``.
+4. **Done marker.** Written last; a re-run skips submissions whose marker matches the submission,
+   so an interrupted run resumes and nothing is graded twice or lost.
+
+Before grading, the SQLite gradebook is backed up (``gradebook.backups/``).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+
+from .check import run_trusted
+from .config import load_config
+from .notebook import HIDDEN_BEGIN, HIDDEN_END, is_answer_cell, is_manual_cell, is_test_cell, meta, read
+from .sandbox import Limits, kill_group, popen_kwargs, scrubbed_env, wrap
+
+__all__ = ["release", "autograde", "feedback", "export_grades", "format_grade_table", "course_paths",
+           "backup_gradebook"]
+
+MARKER = ".course_graded.json"
+_merge_lock = threading.Lock()
+_NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
+
+
+def _nbgrader(course: Path, *args, db_url: str | None = None, check: bool = True, timeout: float = 600):
+    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
+    if db_url:
+        cmd.append(f"--CourseDirectory.db_url={db_url}")
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run(cmd, cwd=course, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}"
+                           f"\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def _db_url(course: Path, db_url: str | None) -> str:
+    return db_url or "sqlite:///" + str(course / "gradebook.db")
+
+
+def _course_id(course: Path) -> str:
+    text = (course / "nbgrader_config.py").read_text()
+    m = re.search(r"course_id\s*=\s*[\"']([^\"']+)", text)
+    return m.group(1) if m else "default_course"
+
+
+def release(course, assignment: str, db_url: str | None = None) -> Path:
+    """``nbgrader generate_assignment``: solutions/HW -> assignments/HW, and record HW in the gradebook."""
+    course = Path(course)
+    if not (course / "solutions" / assignment).is_dir():
+        known = sorted(p.name for p in (course / "solutions").iterdir() if p.is_dir())
+        raise SystemExit(f"course: no assignment {assignment!r} in {course / 'solutions'}; known: {', '.join(known)}")
+    _nbgrader(course, "generate_assignment", assignment, "--force", db_url=db_url)
+    return course / "assignments" / assignment
+
+
+def backup_gradebook(course: Path, db_url: str, keep: int = 20) -> Path | None:
+    """Copy an SQLite gradebook to gradebook.backups/ with SQLite's online backup (other URLs: no-op)."""
+    if not db_url.startswith("sqlite:///"):
+        return None
+    path = Path(db_url[len("sqlite:///"):])
+    if not path.exists():
+        return None
+    folder = course / "gradebook.backups"
+    folder.mkdir(exist_ok=True)
+    dest = folder / f"gradebook-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.db"
+    with contextlib.closing(sqlite3.connect(path)) as src, contextlib.closing(sqlite3.connect(dest)) as dst:
+        src.backup(dst)
+    for old in sorted(folder.glob("gradebook-*.db"))[:-keep]:
+        old.unlink()
+    return dest
+
+
+@contextlib.contextmanager
+def _course_lock(course: Path):
+    with _merge_lock, open(course / ".course.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _submission_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(folder)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _sensitive_paths(course: Path, db_url: str) -> list[str]:
+    paths = [course / d for d in ("submitted", "autograded", "feedback", "solutions", "gradebook.backups",
+                                  "release", "source")]
+    if db_url.startswith("sqlite:///"):
+        db = Path(db_url[len("sqlite:///"):])
+        paths += [db, db.with_name(db.name + "-journal"), db.with_name(db.name + "-wal")]
+    return [str(p) for p in paths if p.exists()]
+
+
+def _readonly_paths(course: Path) -> list[str]:
+    pkg_root = Path(__file__).resolve().parents[2]  # the folder holding the course_lib package
+    return sorted({str(course), sys.prefix, str(pkg_root)})
+
+
+def _template_gradebook(course: Path, assignment: str, tmp: Path) -> Path:
+    """A gradebook holding only this assignment (made by nbgrader itself), copied into each scratch course."""
+    db = tmp / "template.db"
+    _nbgrader(course, "generate_assignment", assignment, "--force",
+              f"--CourseDirectory.release_directory={tmp / 'release'}", db_url=f"sqlite:///{db}")
+    return db
+
+
+def _scratch_config(scratch: Path, course_id: str, cell_timeout: float) -> str:
+    return (f"c = get_config()\n"
+            f"c.CourseDirectory.root = {str(scratch)!r}\n"
+            f"c.CourseDirectory.course_id = {course_id!r}\n"
+            f"c.CourseDirectory.source_directory = 'solutions'\n"
+            f"c.CourseDirectory.db_url = 'sqlite:///{scratch / 'gradebook.db'}'\n"
+            f"c.ExecutePreprocessor.timeout = {int(cell_timeout)}\n"
+            f"c.Execute.timeout = {int(cell_timeout)}\n")
+
+
+def _feedback_notebook(autograded_nb, source_nb, cells: dict, show_hidden: bool):
+    """Replace each test cell's source and output by the trusted verdict (hidden tests' code removed)."""
+    src_tests = {meta(c)["grade_id"]: c for c in source_nb.cells if is_test_cell(c)}
+    for cell in autograded_nb.cells:
+        gid = meta(cell).get("grade_id")
+        if gid not in src_tests:
+            continue
+        source = src_tests[gid].source
+        if not show_hidden and HIDDEN_BEGIN in source:
+            before, _, rest = source.partition(HIDDEN_BEGIN)
+            after = rest.partition(HIDDEN_END)[2]
+            res = cells.get(gid, {})
+            n_hidden = sum(1 for t in res.get("tests", []) if t["hidden"])
+            source = before + f"# ({n_hidden} hidden tests: their names and messages are shown below)" + after
+        cell.source = source
+        res = cells.get(gid)
+        if res is None:
+            text = "Not graded: the trusted grader produced no result for this cell.\n"
+        else:
+            lines = [f"Trusted grader: {res['points']:g} / {res['max_points']:g} points "
+                     f"({'all tests passed' if res['passed'] else 'some tests failed'})"]
+            if res.get("error"):
+                lines.append(f"  ERROR while running the tests: {res['error'][:1500]}")
+            for t in res.get("tests", []):
+                kind = "hidden" if t["hidden"] else "visible"
+                mark = "PASS" if t["passed"] else "FAIL"
+                lines.append(f"  [{mark}] {t['name']} ({kind})")
+                if not t["passed"]:
+                    lines.extend("         " + l for l in t["message"].splitlines()[:12])
+            text = "\n".join(lines) + "\n"
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    return autograded_nb
+
+
+def _merge(course: Path, db_url: str, assignment: str, student: str, sub_dir: Path,
+           results: dict[str, dict], sources: dict[str, object]) -> tuple[float, float]:
+    """Write trusted scores and messages into the real gradebook (manual scores are kept)."""
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import compute_checksum
+
+    ts_file = sub_dir / "timestamp.txt"
+    kwargs = {}
+    if ts_file.exists():
+        from nbgrader.utils import parse_utc
+
+        kwargs["timestamp"] = parse_utc(ts_file.read_text().strip())
+    total = max_total = 0.0
+    with Gradebook(db_url, _course_id(course)) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student, **kwargs)
+        for nb_name, src in sources.items():
+            res = results.get(nb_name, {})
+            cells = {c["grade_id"]: c for c in res.get("cells", [])}
+            sub_path = sub_dir / f"{nb_name}.ipynb"
+            submitted = read(sub_path) if sub_path.exists() else None
+            sub_cells = {meta(c).get("grade_id"): c for c in submitted.cells} if submitted else {}
+            answer_for_test = {}
+            pending = []
+            for cell in src.cells:
+                if is_answer_cell(cell) and not is_manual_cell(cell):
+                    pending.append(meta(cell)["grade_id"])
+                elif is_test_cell(cell):
+                    answer_for_test[meta(cell)["grade_id"]] = list(pending)
+                    pending = []
+            for cell in src.cells:
+                m = meta(cell)
+                if not m.get("grade"):
+                    continue
+                gid = m["grade_id"]
+                grade = gb.find_grade(gid, nb_name, assignment, student)
+                if is_test_cell(cell):
+                    r = cells.get(gid)
+                    grade.auto_score = float(r["points"]) if r else 0.0
+                    grade.needs_manual_grade = grade.manual_score is not None
+                    failing = [t for t in (r or {}).get("tests", []) if not t["passed"]]
+                    note = "; ".join(f"{t['name']}: {t['message'].splitlines()[0][:200] if t['message'] else 'failed'}"
+                                     for t in failing) or ("" if r else "not graded (no trusted result)")
+                    if r and r.get("error"):
+                        note = f"error: {r['error'][:300]}; " + note
+                    for answer in answer_for_test.get(gid, []):
+                        comment = gb.find_comment(answer, nb_name, assignment, student)
+                        comment.auto_comment = f"Trusted grader ({gid}): " + (note or "all tests passed")
+                else:  # manually graded answer: nbgrader's rule (unchanged answer = no response = 0)
+                    sc = sub_cells.get(gid)
+                    unchanged = sc is None or ("checksum" in meta(sc) and meta(sc)["checksum"] == compute_checksum(sc))
+                    grade.auto_score = 0.0 if unchanged else None
+                    grade.needs_manual_grade = not unchanged or grade.manual_score is not None
+                    if m.get("solution"):
+                        comment = gb.find_comment(gid, nb_name, assignment, student)
+                        comment.auto_comment = "No response." if unchanged else None
+                score = grade.score
+                total += float(score or 0.0)
+                max_total += float(grade.max_score)
+        gb.db.commit()
+    return total, max_total
+
+
+def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, template_db: Path,
+               force: bool) -> dict:
+    sub_dir = course / "submitted" / student / assignment
+    out_dir = course / "autograded" / student / assignment
+    digest = _submission_hash(sub_dir)
+    marker = out_dir / MARKER
+    if marker.exists() and not force:
+        try:
+            done = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            done = {}
+        if done.get("submission_sha256") == digest:
+            return {"student": student, "status": "skipped", "score": done.get("score", 0),
+                    "max_score": done.get("max_score", 0), "message": "already graded (use --force to regrade)"}
+    src_dir = course / "solutions" / assignment
+    sources = {p.stem: read(p) for p in sorted(src_dir.glob("*.ipynb"))}
+    scratch = Path(tempfile.mkdtemp(prefix=f"course-grade-{student}-"))
+    message = ""
+    try:
+        (scratch / "nbgrader_config.py").write_text(_scratch_config(scratch, _course_id(course), cfg.cell_timeout_s))
+        shutil.copytree(src_dir, scratch / "solutions" / assignment, ignore=shutil.ignore_patterns("*.ipynb"))
+        shutil.copytree(sub_dir, scratch / "submitted" / student / assignment)
+        shutil.copy(template_db, scratch / "gradebook.db")
+        home = scratch / "home"
+        home.mkdir()
+        argv = wrap([sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student, "--force"],
+                    hide=_sensitive_paths(course, db_url), readonly=_readonly_paths(course), network=True)
+        wall = cfg.cell_timeout_s * (4 + sum(1 for nb in sources.values() for c in nb.cells if c.cell_type == "code"))
+        limits = Limits(memory_mb=cfg.memory_mb, cpu_s=int(wall) + 60)
+        with open(scratch / "nbgrader.log", "w") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                    **popen_kwargs(limits, str(scratch), scrubbed_env(str(home))))
+            try:
+                proc.wait(timeout=wall)
+            except subprocess.TimeoutExpired:
+                message = f"nbgrader autograde stopped after {wall:g} s; "
+            finally:
+                kill_group(proc)
+                proc.wait()
+        # trusted re-scoring of every notebook (reads the original submission, never the scratch copy)
+        results = {}
+        for nb_name, src in sources.items():
+            sub_nb = sub_dir / f"{nb_name}.ipynb"
+            if not sub_nb.exists():
+                continue
+            res = run_trusted(str(src_dir / f"{nb_name}.ipynb"), {student: str(sub_nb)}, cfg,
+                              timeout=cfg.load_timeout_s + 60 + 4 * cfg.timeout_s * 10,
+                              hide=_sensitive_paths(course, db_url), readonly=_readonly_paths(course))
+            results[nb_name] = res.get(student, {"error": "no result"})
+            if results[nb_name].get("load_failure"):
+                message += f"{nb_name}: {results[nb_name]['load_failure'][:200]} "
+        with _course_lock(course):
+            score, max_score = _merge(course, db_url, assignment, student, sub_dir, results, sources)
+            tmp_out = out_dir.with_name(out_dir.name + ".partial")
+            shutil.rmtree(tmp_out, ignore_errors=True)
+            graded_dir = scratch / "autograded" / student / assignment
+            if graded_dir.is_dir():
+                shutil.copytree(graded_dir, tmp_out, symlinks=False,
+                                ignore=lambda d, names: [n for n in names if os.path.islink(os.path.join(d, n))])
+            else:
+                shutil.copytree(sub_dir, tmp_out)
+                message += "nbgrader could not execute the notebook (outputs missing); "
+            for nb_name, src in sources.items():
+                path = tmp_out / f"{nb_name}.ipynb"
+                if not path.exists():
+                    continue
+                try:
+                    nb = read(path)
+                except Exception:  # noqa: BLE001 - a kernel may have left a broken file
+                    nb = read(sub_dir / f"{nb_name}.ipynb")
+                cells = {c["grade_id"]: c for c in results.get(nb_name, {}).get("cells", [])}
+                nbformat.write(_feedback_notebook(nb, src, cells, cfg.show_hidden_source), str(path))
+            (tmp_out / "trusted_results.json").write_text(json.dumps(results, indent=1))
+            shutil.rmtree(out_dir, ignore_errors=True)
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_out, out_dir)
+            info = {"submission_sha256": digest, "score": score, "max_score": max_score,
+                    "graded_at": datetime.now(timezone.utc).isoformat()}
+            (out_dir / (MARKER + ".tmp")).write_text(json.dumps(info))
+            os.replace(out_dir / (MARKER + ".tmp"), marker)
+        return {"student": student, "status": "graded", "score": score, "max_score": max_score,
+                "message": message.strip()}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool = False,
+              db_url: str | None = None) -> list[dict]:
+    """Grade submitted/<student>/<assignment> for every (or the given) student; see the module docstring.
+
+    Returns:
+        One dict per student: student, status ("graded", "skipped", "error"), score, max_score, message.
+    """
+    course = Path(course).resolve()
+    db_url = _db_url(course, db_url)
+    cfg = load_config(course, assignment)
+    sub_root = course / "submitted"
+    found = sorted(p.parent.name for p in sub_root.glob(f"*/{assignment}") if p.is_dir()) if sub_root.exists() else []
+    students = list(students) if students else found
+    bad = [s for s in students if not _NAME.match(s) or s not in found]
+    if bad:
+        raise SystemExit(f"course: no submission submitted/<student>/{assignment} for {bad}; found: {found}")
+    if not students:
+        print(f"course: nothing to grade: no folder submitted/*/{assignment}")
+        return []
+    backup_gradebook(course, db_url)
+    # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
+    _nbgrader(course, "generate_assignment", assignment, "--force",
+              f"--CourseDirectory.release_directory={tempfile.mkdtemp(prefix='course-release-')}", db_url=db_url)
+    with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
+        template = _template_gradebook(course, assignment, Path(tmp))
+
+        def run(student):
+            try:
+                return _grade_one(course, assignment, student, cfg, db_url, template, force)
+            except Exception as err:  # noqa: BLE001 - one bad submission must not stop the others
+                return {"student": student, "status": "error", "score": 0, "max_score": 0,
+                        "message": f"{type(err).__name__}: {err}"[:500]}
+
+        with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+            return list(pool.map(run, students))
+
+
+def feedback(course, assignment: str, students=None, db_url: str | None = None) -> list[Path]:
+    """``nbgrader generate_feedback``: HTML from the autograded notebooks (trusted verdicts, no hidden source)."""
+    course = Path(course).resolve()
+    if not list((course / "autograded").glob(f"*/{assignment}/*.ipynb")):
+        return []
+    args = ["generate_feedback", assignment, "--force"]
+    for s in students or []:
+        args += ["--student", s]
+    _nbgrader(course, *args, db_url=_db_url(course, db_url))
+    return sorted((course / "feedback").glob(f"*/{assignment}/*.html"))
+
+
+def export_grades(course, output: str = "grades.csv", db_url: str | None = None) -> tuple[list[dict], Path]:
+    """``nbgrader export`` to CSV (one row per student and assignment); returns (rows, path)."""
+    course = Path(course).resolve()
+    path = Path(output) if Path(output).is_absolute() else course / output
+    _nbgrader(course, "export", f"--to={path}", db_url=_db_url(course, db_url))
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return rows, path
+
+
+def format_grade_table(rows: list[dict]) -> str:
+    """A plain-text grade table: student x assignment, 'score / max'."""
+    if not rows:
+        return "(no grades yet)"
+    students = sorted({r["student_id"] for r in rows})
+    hws = sorted({r["assignment"] for r in rows})
+    cell = {(r["student_id"], r["assignment"]): f"{float(r['score']):g} / {float(r['max_score']):g}" for r in rows}
+    w = max(12, *(len(h) for h in hws))
+    lines = [f"{'student':<16}" + "".join(f"{h:>{w + 2}}" for h in hws)]
+    for s in students:
+        lines.append(f"{s:<16}" + "".join(f"{cell.get((s, h), '-'):>{w + 2}}" for h in hws))
+    return "\n".join(lines)
+
+
+def course_paths(course) -> dict[str, Path]:
+    """Where the pipeline writes things in a course directory."""
+    course = Path(course)
+    return {"release": course / "assignments", "submitted": course / "submitted", "autograded": course / "autograded",
+            "feedback": course / "feedback", "gradebook": course / "gradebook.db", "grades": course / "grades.csv",
+            "backups": course / "gradebook.backups"}
