@@ -538,6 +538,22 @@ def exponentiated_gradient(env, T: int, eta: float, x0=None, **kwargs) -> Online
     return play(env, T, x1, step, namespace(x1).log(x1), method, {"eta": eta}, **kwargs)
 
 
+class _UnitLosses(Environment):
+    """``env`` with every revealed loss vector checked to lie in [0, 1]^N (what Hedge's guarantee assumes)."""
+
+    def __init__(self, env):
+        self.env, self.K, self.dim, self.G, self.experts, self.backend = env, env.K, env.dim, env.G, True, env.backend
+
+    def loss(self, t, x):
+        f = self.env.loss(t, x)
+        xp = namespace(f.g)
+        lo, hi = to_float(xp.min(f.g)), to_float(xp.max(f.g))
+        if lo < 0 or hi > 1:
+            raise CourseError(f"Hedge assumes losses in [0, 1]; round {t} revealed losses in [{lo:.4g}, {hi:.4g}]. "
+                              "Rescale them, l -> (l - a) / (b - a) for losses in [a, b].")
+        return f
+
+
 def hedge(env, T: int, eta: float | None = None, **kwargs) -> OnlineTrace:
     """Hedge / multiplicative weights for N experts with losses l_t in [0, 1]^N:
 
@@ -556,20 +572,7 @@ def hedge(env, T: int, eta: float | None = None, **kwargs) -> OnlineTrace:
     if not isinstance(env.K, Simplex) or env.K.radius != 1:
         raise CourseError(f"Hedge plays distributions over N experts (the simplex); env.K is {env.K}.")
     eta = math.sqrt(8 * math.log(max(N, 2)) / check_int(T, "T", 1)) if eta is None else eta
-    inner = env.loss
-
-    class Checked(Environment):  # the losses Hedge's guarantee assumes: l_t in [0, 1]^N
-        K, dim, G, experts, backend = env.K, N, env.G, True, env.backend
-
-        def loss(self, t, x):
-            f = inner(t, x)
-            lo, hi = to_float(namespace(f.g).min(f.g)), to_float(namespace(f.g).max(f.g))
-            if lo < 0 or hi > 1:
-                raise CourseError(f"Hedge assumes losses in [0, 1]; round {t} revealed losses in [{lo:.4g}, {hi:.4g}]. "
-                                  "Rescale them, l -> (l - a) / (b - a) for losses in [a, b].")
-            return f
-
-    return exponentiated_gradient(Checked(), T, eta, method="hedge", **kwargs)
+    return exponentiated_gradient(_UnitLosses(env), T, eta, method="hedge", **kwargs)
 
 
 def adagrad(env, T: int, eta: float | None = None, x0=None, delta: float = 0.0, **kwargs) -> OnlineTrace:
