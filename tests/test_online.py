@@ -20,7 +20,7 @@ import scipy.optimize
 import scipy.special
 
 from course_lib import online as ol
-from course_lib.backend import asarray, to_numpy
+from course_lib.backend import to_numpy
 from course_lib.datasets import make_regression
 from course_lib.problems import LeastSquares
 from course_lib.projections import Ball, Box, Simplex
