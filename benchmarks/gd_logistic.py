@@ -171,6 +171,7 @@ def run(n: int, d: int, repeats: int, lam: float = 1e-3, seed: int = 0) -> dict:
         "n": n, "d": d, "lam": lam, "seed": seed, "repeats": repeats, "statistic": "median",
         "X_bytes": X.nbytes,
         "seconds": times, "samples": samples,
+        "seconds_min": {k: min(v) for k, v in samples.items()},  # less sensitive to other load than the median
         "bandwidth_GBps": bw, "bandwidth_bound_seconds": bound,
         "bandwidth_bound_note": "2 * X.nbytes / max(measured read bandwidths): reading X twice (X w, X^T r)",
         "ratios": ratios,
