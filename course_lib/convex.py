@@ -131,7 +131,7 @@ def gradient_descent(problem, x0, step_size=None, max_iter: int = 1000, tol: flo
             t, x, fx, n = backtracking(problem.value, x, fx, g, t0=t0, c=c, beta=beta)
             calls += n
         else:
-            gg = to_float(_dot(g, g))
+            gg = to_float(_dot(g, g)) if isinstance(rule, str) else 0.0
             if rule == "exact":
                 t = gg / to_float(_dot(g, problem.hvp(x, g))) if gg > 0 else 0.0
             elif rule == "polyak":
