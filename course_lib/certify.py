@@ -156,7 +156,7 @@ def train_mlp(X, y, sizes, seed: int = 0, step_size: float = 0.05, momentum: flo
 
 
 def optimize_posterior(w, w0, X, y, sizes, delta: float = 0.025, steps: int = 500, step_size: float = 0.05,
-                       samples: int = 4, init_var: float = 1e-3, seed: int = 0, n_priors: int = len(PRIOR_GRID),
+                       samples: int = 2, init_var: float = 1e-3, seed: int = 0, n_priors: int = len(PRIOR_GRID),
                        on_divergence: str = "raise"):
     """Optimise Q = N(mu, diag exp(log_var)) on the differentiable surrogate of the bound
 
