@@ -188,6 +188,11 @@ def _feedback_notebook(autograded_nb, source_nb, cells: dict, show_hidden: bool)
     return autograded_nb
 
 
+def _first_line(message: str) -> str:
+    lines = [l.strip() for l in (message or "").splitlines() if l.strip() and l.strip() != "AssertionError:"]
+    return " ".join(lines[:2])[:240] or "failed"
+
+
 def _merge(course: Path, db_url: str, assignment: str, student: str, sub_dir: Path,
            results: dict[str, dict], sources: dict[str, object]) -> tuple[float, float]:
     """Write trusted scores and messages into the real gradebook (manual scores are kept)."""
@@ -229,7 +234,7 @@ def _merge(course: Path, db_url: str, assignment: str, student: str, sub_dir: Pa
                     grade.auto_score = float(r["points"]) if r else 0.0
                     grade.needs_manual_grade = grade.manual_score is not None
                     failing = [t for t in (r or {}).get("tests", []) if not t["passed"]]
-                    note = "; ".join(f"{t['name']}: {t['message'].splitlines()[0][:200] if t['message'] else 'failed'}"
+                    note = "; ".join(f"{t['name']}: {_first_line(t['message'])}"
                                      for t in failing) or ("" if r else "not graded (no trusted result)")
                     if r and r.get("error"):
                         note = f"error: {r['error'][:300]}; " + note
@@ -249,6 +254,21 @@ def _merge(course: Path, db_url: str, assignment: str, student: str, sub_dir: Pa
                 max_total += float(grade.max_score)
         gb.db.commit()
     return total, max_total
+
+
+def _nbgrader_scores(scratch: Path, assignment: str, student: str, course_id: str) -> dict:
+    """The scores nbgrader's own kernel run gave (untrusted: kept only to compare with the trusted ones)."""
+    from nbgrader.api import Gradebook
+
+    out: dict = {}
+    try:
+        with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}", course_id) as gb:
+            sub = gb.find_submission(assignment, student)
+            for nb in sub.notebooks:
+                out[nb.name] = {g.name: g.auto_score for g in nb.grades}
+    except Exception as err:  # noqa: BLE001 - the kernel may have wrecked its scratch gradebook
+        out["error"] = f"{type(err).__name__}: {err}"[:300]
+    return out
 
 
 def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, template_db: Path,
@@ -290,6 +310,7 @@ def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, te
             finally:
                 kill_group(proc)
                 proc.wait()
+        untrusted = _nbgrader_scores(scratch, assignment, student, _course_id(course))
         # trusted re-scoring of every notebook (reads the original submission, never the scratch copy)
         results = {}
         for nb_name, src in sources.items():
@@ -300,6 +321,7 @@ def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, te
                               timeout=cfg.load_timeout_s + 60 + 4 * cfg.timeout_s * 10,
                               hide=_sensitive_paths(course, db_url), readonly=_readonly_paths(course))
             results[nb_name] = res.get(student, {"error": "no result"})
+            results[nb_name]["nbgrader_kernel_scores"] = untrusted.get(nb_name, {})
             if results[nb_name].get("load_failure"):
                 message += f"{nb_name}: {results[nb_name]['load_failure'][:200]} "
         with _course_lock(course):

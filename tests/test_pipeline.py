@@ -1,0 +1,78 @@
+"""Layer 3: every assignment through real nbgrader and the trusted grader.
+
+For each assignment in solutions/: the committed release equals a fresh `nbgrader generate_assignment`;
+the reference solution gets full marks on every autograded cell and the untouched release gets 0 --
+from the trusted grader *and* from nbgrader's own kernel run (they must agree on honest work).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from coursedir import ASSIGNMENTS, REPO, autograded_points, make_course, release_nb, source_nb, submit
+from course_lib.grading.pipeline import autograde, release
+
+pytestmark = pytest.mark.slow
+
+
+def _normalise(nb):
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    return [(c.cell_type, c.source, dict(c.metadata)) for c in nb.cells], dict(nb.metadata)
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_committed_release_is_what_nbgrader_generates(tmp_path, hw):
+    course = make_course(tmp_path / "course", [hw])
+    release(course, hw)
+    fresh = sorted((course / "assignments" / hw).glob("*.ipynb"))
+    committed = sorted((REPO / "assignments" / hw).glob("*.ipynb"))
+    assert [p.name for p in fresh] == [p.name for p in committed], "run `course release` and commit assignments/"
+    for f, c in zip(fresh, committed):
+        assert _normalise(nbformat.read(f, 4)) == _normalise(nbformat.read(c, 4)), (
+            f"assignments/{hw}/{c.name} differs from `nbgrader generate_assignment` output: regenerate it with "
+            f"`course release {hw}`, never edit assignments/ by hand")
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_reference_full_marks_and_release_zero(tmp_path, hw):
+    course = make_course(tmp_path / "course", [hw])
+    submit(course, "reference", hw, source_nb(hw))
+    submit(course, "untouched", hw, release_nb(hw))
+    summary = {s["student"]: s for s in autograde(course, hw, jobs=2)}
+    full = autograded_points(source_nb(hw))
+    assert full > 0
+    assert summary["reference"]["status"] == "graded", summary["reference"]
+    assert summary["reference"]["score"] == pytest.approx(full), summary["reference"]
+    assert summary["untouched"]["score"] == 0, summary["untouched"]
+    for student, expect_full in (("reference", True), ("untouched", False)):
+        results = json.loads((course / "autograded" / student / hw / "trusted_results.json").read_text())
+        for nb_name, res in results.items():
+            for cell in res["cells"]:
+                assert cell["passed"] is expect_full, (student, cell)
+                # nbgrader's own kernel run agrees with the trusted grader on honest submissions
+                kernel = res["nbgrader_kernel_scores"][cell["grade_id"]]
+                assert kernel == pytest.approx(cell["points"]), (student, cell["grade_id"], kernel, cell["points"])
+
+
+def test_course_demo_grade_table(tmp_path):
+    """`course demo` grades the example submissions of hw00 to exactly the scores they deserve."""
+    proc = subprocess.run([sys.executable, "-m", "course_lib.cli", "demo", "--dir", str(tmp_path / "demo"),
+                           "--course-dir", str(REPO)], capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    import csv
+
+    rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(tmp_path / "demo" / "grades.csv"))}
+    hw = "hw00_preliminaries"
+    # alice: correct (loops instead of vectorised code); bob: sign error + off-by-one (4 + 4 points lost);
+    # carol: untouched release; mallory: wrong gradient that monkeypatches numpy and the checks (earns only fd_gradient)
+    expected = {"alice": 13.0, "bob": 5.0, "carol": 0.0, "mallory": 3.0}
+    for student, score in expected.items():
+        assert float(rows[(student, hw)]["score"]) == score, (student, rows[(student, hw)])
+        assert float(rows[(student, hw)]["max_score"]) == 16.0
+    assert "Grade table" in proc.stdout and "grades" in proc.stdout
+    for student in expected:
+        assert (tmp_path / "demo" / "feedback" / student / hw / f"{hw}.html").exists()
