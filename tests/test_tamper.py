@@ -44,20 +44,21 @@ def _cases(course) -> dict[str, dict]:
     return {
         "t_numpy": _case("import numpy\nnumpy.allclose = lambda *a, **k: True\n"
                          "numpy.testing.assert_allclose = lambda *a, **k: None\nnumpy.isclose = lambda *a, **k: True"),
-        "t_builtins": _case("import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.isinstance = lambda *a: True\n"
+        "t_builtins": _case("import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.all = lambda x: True\n"
                             "builtins.AssertionError = type('Never', (BaseException,), {})"),
-        "t_assert": _case("import sys\nsys.flags = None\n__debug__ if False else None\n"
-                          "import _pytest.assertion.rewrite as r\nr.rewrite_asserts = lambda *a, **k: None"),
+        "t_assert": _case("import _pytest.assertion.rewrite as r\nr.rewrite_asserts = lambda *a, **k: None\n"
+                          "import _pytest.outcomes as o\no.fail = lambda *a, **k: None"),
         "t_grading": _case("import course_lib.grading as g, course_lib.grading.checks as c\n"
                            "g.check_close = c.check_close = lambda *a, **k: None\n"
                            "import ipytest\nipytest.run = lambda *a, **k: 0\n"
                            "import course_lib.grading.trusted as t\nt.grade_notebook = lambda *a, **k: {}"),
         "t_inspect": _case("import inspect\ninspect.getsource = lambda *a, **k: 'def test(): pass'\n"
-                           "inspect.signature = None"),
+                           "inspect.getsourcelines = lambda *a, **k: (['def test(): pass'], 1)"),
         "t_subprocess": _case("import subprocess\nsubprocess.run = lambda *a, **k: None\n"
                               "subprocess.Popen = None\nsubprocess.check_output = lambda *a, **k: b''"),
-        "t_sys_modules": _case("import sys, types\nfake = types.ModuleType('numpy')\nfake.allclose = lambda *a, **k: True\n"
-                               "sys.modules['numpy.testing'] = fake\nsys.modules['course_lib.grading'] = fake"),
+        "t_sys_modules": _case("import sys, types\nfake = types.ModuleType('fake')\nfake.check_close = lambda *a, **k: None\n"
+                               "sys.modules['course_lib.grading.checks'] = fake\nsys.modules['ipytest'] = fake\n"
+                               "sys.modules['course_lib.grading.trusted'] = fake"),
         "t_sys_exit": _case("import sys", body=WRONG + "\nsys.exit(0)\n"),
         "t_os_exit_in_call": _case("import os", body='''
 def logistic_grad(w, X, y, lam):
@@ -72,7 +73,7 @@ def logistic_grad(w, X, y, lam):
 def logistic_grad(w, X, y, lam):
     blocks = []
     while True:
-        blocks.append(bytearray(50_000_000))
+        blocks.append(bytearray(1_000_000_000))
 '''),
         "t_files": _case(f'''import os, glob, shutil
 for p in glob.glob({c!r} + "/**", recursive=True) + ["../../../gradebook.db", "../../gradebook.db"]:
@@ -135,7 +136,7 @@ def _locked_cell_edit(nb):
 def graded(tmp_path_factory):
     course = make_course(tmp_path_factory.mktemp("tamper") / "course", [HW])
     # short limits so loops and bombs end quickly
-    text = (course / "grading.toml").read_text().replace("timeout_s = 20", "timeout_s = 5")
+    text = (course / "grading.toml").read_text().replace("timeout_s = 20", "timeout_s = 10")
     text = text.replace("memory_mb = 4096", "memory_mb = 2048\ncell_timeout_s = 20\nload_timeout_s = 60", 1)
     (course / "grading.toml").write_text(text)
     rel = release_nb(HW)
