@@ -23,12 +23,14 @@ __all__ = ["run_trusted", "check_assignment", "format_report"]
 
 
 def run_trusted(source: str, submissions: dict[str, str], cfg: AssignmentConfig, timeout: float,
-                hide=(), readonly=()) -> dict:
+                hide=(), readonly=(), mutants: dict[str, str] | None = None) -> dict:
     """Grade submissions with the trusted runner in a fresh process; {key: result} (missing keys: failed)."""
     with tempfile.TemporaryDirectory(prefix="course-job-") as tmp:
         job = {"source": str(source), "submissions": submissions, "forbidden": cfg.forbidden,
                "limits": {"memory_mb": int(cfg.memory_mb)}, "call_timeout": cfg.timeout_s,
                "load_timeout": cfg.load_timeout_s, "hide": list(hide), "readonly": list(readonly)}
+        if mutants is not None:  # mutation testing: short calls, stop at the first failure, target cell first
+            job.update(call_timeout=cfg.mutant_timeout_s, stop_early=True, first=mutants)
         jpath, opath = Path(tmp) / "job.json", Path(tmp) / "out.json"
         jpath.write_text(json.dumps(job))
         try:
@@ -72,28 +74,34 @@ def check_assignment(course_dir, assignment: str, jobs: int = 2, source_dir: str
                 nbformat.write(mnb, str(path))
                 subs[m.id] = str(path)
                 by_id[m.id] = m
-            keys = list(subs)
-            results: dict = {}
+            answer_to_test = _answer_to_test(nb)
+            first = {mid: answer_to_test.get(m.cell) for mid, m in by_id.items()}
+            results = run_trusted(str(nb_path), {"reference": subs["reference"]}, cfg, timeout=600)
+            keys = [k for k in subs if k != "reference"]
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 futures = [pool.submit(run_trusted, str(nb_path), {k: subs[k] for k in chunk}, cfg,
-                                       timeout=60 + 30 * len(chunk)) for chunk in _chunks(keys, jobs)]
+                                       timeout=120 + (10 + 2 * cfg.mutant_timeout_s) * len(chunk),
+                                       mutants={k: first[k] for k in chunk})
+                           for chunk in _chunks(keys, jobs)]
                 for f in futures:
                     results.update(f.result())
         ref = results.get("reference", {})
         baseline = {c["grade_id"]: c for c in ref.get("cells", [])}
         ref_ok = bool(baseline) and all(c["passed"] for c in baseline.values()) and not ref.get("error")
-        answer_to_test = _answer_to_test(nb)
         per_cell = {c.grade_id: {"points": c.points, "mutants": 0, "caught": 0, "survivors": []} for c in cells}
         caught = survived = equivalent = 0
-        survivors = []
+        survivors, ungraded = [], []
         for mid, m in by_id.items():
             res = results.get(mid, {})
-            failed_cells = [c["grade_id"] for c in res.get("cells", []) if not c["passed"]]
-            is_caught = bool(failed_cells) or bool(res.get("error"))
-            target = answer_to_test.get(m.cell)
             if mid in cfg.equivalent_mutants:
                 equivalent += 1
                 continue
+            if "cells" not in res:  # the trusted runner itself failed or ran out of time: unknown, not "caught"
+                ungraded.append({"id": mid, "error": str(res.get("error", "no result"))[-300:]})
+                continue
+            failed_cells = [c["grade_id"] for c in res["cells"] if not c["passed"]]
+            is_caught = bool(failed_cells)
+            target = answer_to_test.get(m.cell)
             if target in per_cell:
                 per_cell[target]["mutants"] += 1
                 per_cell[target]["caught"] += int(is_caught)
@@ -113,11 +121,13 @@ def check_assignment(course_dir, assignment: str, jobs: int = 2, source_dir: str
                                    for c in baseline.values() if not c["passed"]] or ref.get("error", ""),
             "mutants": total, "caught": caught, "equivalent": equivalent,
             "score": caught / total if total else 1.0, "per_cell": per_cell, "survivors": survivors,
+            "ungraded": ungraded,
         })
     scores = [n["score"] for n in report["notebooks"]]
     report["score"] = min(scores) if scores else 0.0
     report["min_score"] = cfg.min_mutation_score
-    report["ok"] = all(n["reference_passes"] for n in report["notebooks"]) and report["score"] >= cfg.min_mutation_score
+    report["ok"] = (all(n["reference_passes"] and not n["ungraded"] for n in report["notebooks"])
+                    and report["score"] >= cfg.min_mutation_score)
     return report
 
 
@@ -148,6 +158,9 @@ def format_report(report: dict) -> str:
         lines.append(f"  {'test cell':<28} {'points':>6} {'caught':>10}")
         for gid, c in nb["per_cell"].items():
             lines.append(f"  {gid:<28} {c['points']:>6g} {c['caught']:>4}/{c['mutants']:<5}")
+        if nb["ungraded"]:
+            lines.append(f"  {len(nb['ungraded'])} mutants could not be graded (runner failure or time-out), e.g. "
+                         f"{nb['ungraded'][0]}")
         if nb["survivors"]:
             lines.append("  Surviving mutants (the tests pass although the code is wrong -- add a test that "
                          "catches each, or declare it equivalent in grading.toml with a reason):")

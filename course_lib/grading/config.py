@@ -23,6 +23,7 @@ class AssignmentConfig:
     memory_mb: int = 4096
     cell_timeout_s: float = 60.0
     min_mutation_score: float = 0.95
+    mutant_timeout_s: float = 5.0
 
     @property
     def limits(self) -> Limits:

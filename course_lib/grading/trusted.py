@@ -109,7 +109,7 @@ class _Collector:
             self.errors.append(self._message(report))
 
 
-def _run_cell(cell, names: list[str], workdir: Path, index: int) -> CellResult:
+def _run_cell(cell, names: list[str], workdir: Path, index: int, stop_early: bool = False) -> CellResult:
     import pytest
 
     module = re.sub(r"\W", "_", cell.grade_id)
@@ -123,6 +123,8 @@ def _run_cell(cell, names: list[str], workdir: Path, index: int) -> CellResult:
     collector = _Collector()
     args = [str(path), "-q", "-p", "no:cacheprovider", "-c", str(ini), "--rootdir", str(path.parent),
             "--import-mode=importlib", "-W", "ignore::DeprecationWarning", "-o", "console_output_style=classic"]
+    if stop_early:
+        args.append("-x")
     with open(os.devnull, "w") as null:
         stdout, sys.stdout = sys.stdout, null
         try:
@@ -139,7 +141,8 @@ def _run_cell(cell, names: list[str], workdir: Path, index: int) -> CellResult:
 
 
 def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = Limits(), call_timeout: float = 20.0,
-                   load_timeout: float = 120.0, hide=(), readonly=()) -> dict:
+                   load_timeout: float = 120.0, hide=(), readonly=(), stop_early: bool = False,
+                   first: str | None = None) -> dict:
     """Score one submitted notebook against its source notebook's test cells.
 
     Args:
@@ -157,7 +160,12 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
                               hide=hide, readonly=readonly)
     try:
         with tempfile.TemporaryDirectory(prefix="course-trusted-") as tmp:
-            cells = [_run_cell(c, names, Path(tmp), i) for i, c in enumerate(test_cells(src))]
+            todo = sorted(test_cells(src), key=lambda c: c.grade_id != first)
+            cells = []
+            for i, c in enumerate(todo):
+                cells.append(_run_cell(c, names, Path(tmp), i, stop_early))
+                if stop_early and not cells[-1].passed:
+                    break
         return {"cells": [asdict(c) for c in cells], "load_errors": _SESSION.load_errors,
                 "load_failure": _SESSION.load_failure, "restarts": _SESSION.restarts}
     finally:
@@ -174,7 +182,8 @@ def main(argv=None) -> int:
     for key, sub in job["submissions"].items():
         out[key] = grade_notebook(job["source"], sub, job.get("forbidden", []), limits,
                                   job.get("call_timeout", 20.0), job.get("load_timeout", 120.0),
-                                  job.get("hide", []), job.get("readonly", []))
+                                  job.get("hide", []), job.get("readonly", []), job.get("stop_early", False),
+                                  job.get("first", {}).get(key))
         Path(argv[1]).write_text(json.dumps(out))  # partial results survive a kill
     Path(argv[1]).write_text(json.dumps(out))
     return 0
