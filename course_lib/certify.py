@@ -162,9 +162,10 @@ def optimize_posterior(w, w0, X, y, sizes, delta: float = 0.025, steps: int = 50
 
     B(mu, log_var) = E_{w ~ Q}[logistic(w) / log 2] + sqrt((KL(Q || N(w0, lam I)) + log(2 sqrt(n) K / delta)) / (2n)),
 
-    McAllester's bound in Maurer's form with the 0-1 loss replaced by a convex upper bound. The prior
-    variance is set to its KL-minimising value lam = (sum_i var_i + ||mu - w0||^2) / d at every step
-    (the certificate then rounds it to the grid, paying log K). The expectation is estimated with
+    McAllester's bound in Maurer's form with the 0-1 loss replaced by an upper bound in [0, 1] (the
+    logistic loss / log 2, clipped at 1). The prior variance is set to its KL-minimising value
+    lam = (sum_i var_i + ||mu - w0||^2) / d at every step (the certificate then takes the best prior
+    of the fixed grid, paying log K). The expectation is estimated with
     ``samples`` reparametrised draws w = mu + exp(log_var / 2) * eps per step; Adam minimises B
     (Dziugaite & Roy 2017, Sec. 4, where lam is a learned parameter instead).
 
