@@ -344,7 +344,7 @@ def mc_risk_bound(risk_mc, m, delta):
 
     where r_m is the average empirical risk of m classifiers h_1..h_m drawn i.i.d. from Q (on the
     same n examples). Holds with probability >= 1 - delta over the draws (Chernoff bound in kl
-    form; Langford & Caruana 2001, Thm 2.5; Dziugaite & Roy 2017, Sec. 3).
+    form; Langford & Caruana 2001, "sample convergence bound"; Dziugaite & Roy 2017, Sec. 3).
 
     Args:
         risk_mc: the Monte Carlo estimate r_m in [0, 1]. m: number of draws (>= 1).
