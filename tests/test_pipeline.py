@@ -73,6 +73,12 @@ def test_course_demo_grade_table(tmp_path):
     for student, score in expected.items():
         assert float(rows[(student, hw)]["score"]) == score, (student, rows[(student, hw)])
         assert float(rows[(student, hw)]["max_score"]) == 16.0
+    # chapters 1-5: alice submits the reference answers (full autograded points), carol the untouched release
+    for other in ASSIGNMENTS:
+        if other == hw or not (REPO / "examples" / "submissions" / "alice" / other).is_dir():
+            continue
+        assert float(rows[("alice", other)]["score"]) == autograded_points(source_nb(other)), other
+        assert float(rows[("carol", other)]["score"]) == 0.0, other
     assert "Grade table" in proc.stdout and "grades" in proc.stdout
     for student in expected:
         assert (tmp_path / "demo" / "feedback" / student / hw / f"{hw}.html").exists()
