@@ -10,6 +10,8 @@ Variants, all float64, all starting from the same w and checked to give the same
   (b) numpy_loop        the textbook few lines of NumPy
   (c) course_lib_torch  (a) with the problem moved to torch (CPU) -- the same code, the torch backend
   (d) torch_plain       the textbook few lines of torch
+The variants are timed in interleaved rounds (a, b, c, d, a, b, ...) so that load from other processes
+affects all of them alike; the median over rounds is reported.
 Bandwidth is measured three ways on an array as large as X (single-thread NumPy sum, NumPy copy,
 multi-threaded torch sum); the fastest read rate is used for the bound (the most demanding floor).
 
@@ -152,9 +154,14 @@ def run(n: int, d: int, repeats: int, lam: float = 1e-3, seed: int = 0) -> dict:
     ref = one_step["numpy_loop"]
     agreement = {k: float(np.max(np.abs(v - ref)) / np.max(np.abs(ref))) for k, v in one_step.items()}
 
-    times, samples = {}, {}
-    for name, (step, _) in steps.items():
-        times[name], samples[name] = _median_time(step, repeats)
+    # interleaved rounds (a, b, c, d, a, b, ...): load from other processes hits every variant alike
+    samples = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, (step, _) in steps.items():
+            t0 = time.perf_counter()
+            step()
+            samples[name].append(time.perf_counter() - t0)
+    times = {name: statistics.median(v) for name, v in samples.items()}
 
     bw = measure_bandwidth(X.nbytes, max(3, repeats))
     bound = 2 * X.nbytes / (bw["used"] * 1e9)
@@ -237,12 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small problem (n=20000, d=100) for a smoke run")
     parser.add_argument("--n", type=int, default=None, help="rows of X (default 200000; 20000 with --quick)")
     parser.add_argument("--d", type=int, default=None, help="columns of X (default 500; 100 with --quick)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed iterations per variant (default 15; 3 quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed iterations per variant (default 21; 3 quick)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     n = args.n or (20_000 if args.quick else 200_000)
     d = args.d or (100 if args.quick else 500)
-    repeats = args.repeats or (3 if args.quick else 15)
+    repeats = args.repeats or (3 if args.quick else 21)
     result = run(n, d, repeats)
     result["quick"] = bool(args.quick)
     out = args.out or RESULTS
