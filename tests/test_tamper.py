@@ -20,7 +20,7 @@ import pytest
 from coursedir import make_course, release_nb, source_nb, submit, with_answers
 from course_lib.grading.pipeline import autograde
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tamper")]
 HW = "hw00_preliminaries"
 HONEST = 5.0
 
