@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/course demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=30 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
