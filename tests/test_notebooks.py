@@ -14,7 +14,8 @@ import pytest
 from nbclient import NotebookClient
 
 from coursedir import ASSIGNMENTS, REPO
-from course_lib.grading.notebook import is_answer_cell, is_test_cell, meta, test_cells
+from course_lib.grading import notebook as nbg
+from course_lib.grading.notebook import is_answer_cell, is_test_cell, meta
 
 LECTURES = sorted(p.name for p in (REPO / "lectures").glob("*.ipynb"))
 ALL_NOTEBOOKS = sorted(str(p.relative_to(REPO)) for d in ("lectures", "solutions", "assignments", "examples")
@@ -59,7 +60,7 @@ def test_source_notebook_follows_the_authoring_rules(hw):
             assert c.source.startswith("%%ipytest"), f"{meta(c)['grade_id']} must start with %%ipytest"
             assert float(meta(c).get("points", 0)) > 0
             assert meta(c).get("locked"), f"{meta(c)['grade_id']} must be locked"
-        assert all(cell.tests for cell in test_cells(nb)), "a test cell defines no test_* function"
+        assert all(cell.tests for cell in nbg.test_cells(nb)), "a test cell defines no test_* function"
         assert any("### BEGIN HIDDEN TESTS" in c.source for c in tests), "no hidden tests"
         assert [c for c in nb.cells if is_answer_cell(c) and "### BEGIN SOLUTION" in c.source]
         written = [c for c in nb.cells if c.cell_type == "markdown" and meta(c).get("grade") and meta(c).get("solution")]
