@@ -380,9 +380,9 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
         return []
     backup_gradebook(course, db_url)
     # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
-    _nbgrader(course, "generate_assignment", assignment, "--force",
-              f"--CourseDirectory.release_directory={tempfile.mkdtemp(prefix='course-release-')}", db_url=db_url)
     with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
+        _nbgrader(course, "generate_assignment", assignment, "--force",
+                  f"--CourseDirectory.release_directory={Path(tmp) / 'release-real'}", db_url=db_url)
         template = _template_gradebook(course, assignment, Path(tmp))
 
         def run(student):
