@@ -16,7 +16,7 @@ from .backend import namespace, to_float
 from .problems import LeastSquares, Problem, Quadratic
 from .projections import prox_l1
 from .trace import Recorder, Trace
-from .validation import CourseError, check_int, check_positive, check_step_size
+from .validation import CourseError, check_int, check_positive, check_step_size, need_L
 
 __all__ = ["gradient_descent", "backtracking", "heavy_ball", "nesterov", "proximal_gradient", "projected_gradient",
            "subgradient_method", "frank_wolfe", "mirror_descent", "Lasso", "STEP_RULES"]
@@ -31,12 +31,6 @@ def _dot(a, b):
 def _rec(method, x, max_iter, params, tol, record_every, keep_x, on_divergence):
     return Recorder(method, x, max_iter, params=params, tol=tol, record_every=record_every, keep_x=keep_x,
                     on_divergence=on_divergence)
-
-
-def _need_L(problem, what="step_size"):
-    if problem.L is None:
-        raise CourseError(f"{problem.name} has no known smoothness constant L; pass {what} explicitly.")
-    return problem.L
 
 
 def backtracking(f, x, fx, g, d=None, t0: float = 1.0, c: float = 1e-4, beta: float = 0.5, max_steps: int = 60):
@@ -110,7 +104,7 @@ def gradient_descent(problem, x0, step_size=None, max_iter: int = 1000, tol: flo
         if rule not in STEP_RULES[1:]:
             raise CourseError(f"step_size={rule!r} is not a step rule; use a number or one of {STEP_RULES[1:]}.")
         if rule == "1/L":
-            rule = 1.0 / _need_L(problem)
+            rule = 1.0 / need_L(problem)
         if rule == "exact" and not isinstance(problem, (Quadratic, LeastSquares)):
             raise CourseError(f"step_size='exact' is the closed form for quadratics; {problem.name} is not one. "
                               "Use step_size='armijo'.")
@@ -165,7 +159,7 @@ def heavy_ball(problem, x0, step_size=None, momentum=None, max_iter: int = 1000,
     """
     x = problem.check_x(x0, "x0")
     if step_size is None or momentum is None:
-        L, mu = _need_L(problem), problem.mu
+        L, mu = need_L(problem), problem.mu
         if not mu:
             raise CourseError(f"heavy_ball's default tuning needs mu > 0; {problem.name} has mu={mu}. "
                               "Pass step_size and momentum.")
@@ -257,7 +251,7 @@ def proximal_gradient(problem, x0, prox=None, reg=None, step_size=None, accelera
     if hasattr(problem, "smooth") and prox is None:
         smooth, prox, reg = problem.smooth, problem.prox, problem.reg
     limit = 1.0 + 1e-9 if accelerated else 2.0  # FISTA's guarantee needs t <= 1/L, ISTA descends for t < 2/L
-    step_size = check_step_size(1.0 / _need_L(smooth) if step_size is None else step_size, smooth.L, limit=limit)
+    step_size = check_step_size(1.0 / need_L(smooth) if step_size is None else step_size, smooth.L, limit=limit)
     mu = check_positive(mu, "mu", allow_zero=True)
     if mu and smooth.L and mu > smooth.L:
         raise CourseError(f"mu={mu:g} exceeds L={smooth.L:g}; mu is a lower bound on the curvature (mu <= L).")
@@ -421,7 +415,7 @@ def frank_wolfe(problem, x0, domain, step: str = "2/(k+2)", max_iter: int = 1000
                           "Use a vertex, e.g. domain.lmo(problem.grad(x0)), or domain.project(x0).")
     if step not in ("2/(k+2)", "short"):
         raise CourseError(f"step={step!r}; use '2/(k+2)' or 'short'.")
-    L = _need_L(problem, "L") if step == "short" else None
+    L = need_L(problem, "L") if step == "short" else None
     rec = _rec("frank_wolfe", x, max_iter, {"step": step}, 0.0, record_every, keep_x, on_divergence)
     g = problem.grad(x)
     s = domain.lmo(g)

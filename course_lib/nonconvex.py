@@ -18,7 +18,7 @@ from .convex import gradient_descent
 from .preliminaries import power_iteration
 from .problems import Problem
 from .trace import Recorder, Trace
-from .validation import CourseError, check_array, check_int, check_positive, check_step_size
+from .validation import CourseError, check_array, check_int, check_positive, check_step_size, need_L
 
 __all__ = ["PLFunction", "StrictSaddle", "gd_stationarity_bound", "pl_rate_bound", "noisy_gradient_descent",
            "PGDParams", "pgd_parameters", "uniform_ball", "perturbed_gradient_descent", "predicted_escape_time",
@@ -522,11 +522,7 @@ def sam(problem, x0, step_size=None, rho: float = 0.05, max_iter: int = 1000, ad
     """
     x = problem.check_x(x0, "x0")
     max_iter = check_int(max_iter, "max_iter", 0)
-    if step_size is None:
-        if problem.L is None:
-            raise CourseError(f"{problem.name} has no known L; pass step_size explicitly.")
-        step_size = 1.0 / problem.L
-    step_size = check_step_size(step_size, problem.L)
+    step_size = check_step_size(1.0 / need_L(problem) if step_size is None else step_size, problem.L)
     name = "asam" if adaptive else "sam"
     rec = Recorder(name, x, max_iter, params={"step_size": step_size, "rho": rho, "eta": eta}, tol=tol,
                    record_every=record_every, keep_x=keep_x, on_divergence=on_divergence)

@@ -262,6 +262,15 @@ class AdamState(NamedTuple):
     v_max: Any  # running max of v (amsgrad only)
 
 
+def _weight_decay(g, x, lr_now, weight_decay, decoupled):
+    """L2 weight decay (g + wd x) or decoupled decay (x (1 - lr wd), AdamW), as torch.optim applies them."""
+    if weight_decay == 0:
+        return g, x
+    if decoupled:
+        return g, x * (1 - lr_now * weight_decay)
+    return g + weight_decay * x, x
+
+
 def adam(lr=1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
          amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False) -> Optimizer:
     """Adam (and AMSGrad, AdamW), as ``torch.optim.Adam``.
@@ -300,12 +309,7 @@ def adam(lr=1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay: 
         xp = namespace(x)
         t = state.step + 1
         lr_now = lr_t(t)
-        g = -g if maximize else g
-        if weight_decay != 0:
-            if decoupled_weight_decay:
-                x = x * (1 - lr_now * weight_decay)
-            else:
-                g = g + weight_decay * x
+        g, x = _weight_decay(-g if maximize else g, x, lr_now, weight_decay, decoupled_weight_decay)
         m = state.m + (1 - beta1) * (g - state.m)
         v = beta2 * state.v + (1 - beta2) * (g * g)
         u = v_max = xp.maximum(state.v_max, v) if amsgrad else v
@@ -384,12 +388,7 @@ def nadam(lr=2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay:
         xp = namespace(x)
         t = state.step + 1
         lr_now = lr_t(t)
-        g = -g if maximize else g
-        if weight_decay != 0:
-            if decoupled_weight_decay:
-                x = x * (1 - lr_now * weight_decay)
-            else:
-                g = g + weight_decay * x
+        g, x = _weight_decay(-g if maximize else g, x, lr_now, weight_decay, decoupled_weight_decay)
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         prod = state.mu_product * mu

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .backend import namespace, to_float
 from .trace import Recorder, Trace
-from .validation import CourseError, check_array, check_in_range, check_int, check_step_size
+from .validation import CourseError, check_array, check_in_range, check_int, check_step_size, need_L
 
 __all__ = ["hard_threshold", "iht", "accelerated_iht", "prune_layer", "sparsity_of"]
 
@@ -46,11 +46,8 @@ def hard_threshold(x, s: int, mask=None):
 def _run(problem, x0, s, step_size, max_iter, mask, accelerated, tol, record_every, on_divergence):
     x = problem.check_x(x0, "x0")
     max_iter = check_int(max_iter, "max_iter", 0)
-    if step_size is None:
-        if problem.L is None:
-            raise CourseError(f"{problem.name} has no known L; pass step_size explicitly (<= 1/L for monotone steps).")
-        step_size = 1.0 / problem.L
-    step_size = check_step_size(step_size, problem.L, limit=1.0 + 1e-12)
+    step_size = check_step_size(1.0 / need_L(problem, "step_size (<= 1/L for monotone steps)")
+                                if step_size is None else step_size, problem.L, limit=1.0 + 1e-12)
     name = "accelerated_iht" if accelerated else "iht"
     rec = Recorder(name, x, max_iter, params={"s": s, "step_size": step_size}, tol=tol,
                    record_every=record_every, keep_x="auto", on_divergence=on_divergence)

@@ -13,7 +13,7 @@ from .backend import is_torch, namespace, to_numpy
 
 __all__ = [
     "CourseError", "DivergenceError", "check_array", "check_positive", "check_in_range",
-    "check_int", "check_step_size", "check_same_backend",
+    "check_int", "check_step_size", "check_same_backend", "need_L",
 ]
 
 
@@ -129,6 +129,13 @@ def check_int(value, name: str, minimum: int = 0) -> int:
     if int(value) < minimum:
         raise CourseError(f"{name} must be >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def need_L(problem, what: str = "step_size") -> float:
+    """The problem's smoothness constant L (for default step sizes such as 1/L), or a CourseError."""
+    if problem.L is None:
+        raise CourseError(f"{problem.name} has no known smoothness constant L; pass {what} explicitly.")
+    return problem.L
 
 
 def check_step_size(step_size, L: float | None, name: str = "step_size", limit: float = 2.0) -> float:
