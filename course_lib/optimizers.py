@@ -262,6 +262,13 @@ class AdamState(NamedTuple):
     v_max: Any  # running max of v (amsgrad only)
 
 
+def _betas(betas) -> tuple[float, float]:
+    """Check Adam-style (beta1, beta2), each in [0, 1)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise CourseError(f"betas must be a pair (beta1, beta2), got {betas!r}. Try betas=(0.9, 0.999).")
+    return _beta(betas[0], "betas[0]"), _beta(betas[1], "betas[1]")
+
+
 def _weight_decay(g, x, lr_now, weight_decay, decoupled):
     """L2 weight decay (g + wd x) or decoupled decay (x (1 - lr wd), AdamW), as torch.optim applies them."""
     if weight_decay == 0:
@@ -296,9 +303,7 @@ def adam(lr=1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay: 
         An :class:`Optimizer` with state :class:`AdamState`.
     """
     _check_common(lr, weight_decay)
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise CourseError(f"betas must be a pair (beta1, beta2), got {betas!r}. Try betas=(0.9, 0.999).")
-    beta1, beta2 = _beta(betas[0], "betas[0]"), _beta(betas[1], "betas[1]")
+    beta1, beta2 = _betas(betas)
     check_positive(eps, "eps", allow_zero=True)
     lr_t = _lr_fn(lr)
 
@@ -374,9 +379,7 @@ def nadam(lr=2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay:
         An :class:`Optimizer` with state :class:`NAdamState`.
     """
     _check_common(lr, weight_decay)
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise CourseError(f"betas must be a pair (beta1, beta2), got {betas!r}. Try betas=(0.9, 0.999).")
-    beta1, beta2 = _beta(betas[0], "betas[0]"), _beta(betas[1], "betas[1]")
+    beta1, beta2 = _betas(betas)
     check_positive(eps, "eps", allow_zero=True)
     check_positive(momentum_decay, "momentum_decay", allow_zero=True)
     lr_t = _lr_fn(lr)
