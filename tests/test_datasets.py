@@ -103,3 +103,25 @@ def test_train_test_split(backend):
     np.testing.assert_array_equal(to_numpy(again[1]), to_numpy(Xte))
     with pytest.raises(CourseError, match=r"test_fraction must lie in \(0, 1\), got 1.0"):
         D.train_test_split(X, y, test_fraction=1.0)
+
+
+def test_shakespeare_texts_ship_with_the_package_and_lines_carry_genres():
+    from course_lib.datasets import PLAYS, shakespeare_lines, shakespeare_text
+
+    text = shakespeare_text("hamlet")
+    assert "To be, or not to be" in text
+    lines, genres, plays = shakespeare_lines(["tempest", "hamlet"], max_lines_per_play=50, seed=3)
+    assert len(lines) == len(genres) == len(plays) == 100
+    assert genres.count("comedy") == genres.count("tragedy") == 50
+    assert all(len(s) >= 20 and not s.startswith("[") and not s.isupper() for s in lines)
+    assert all(line in text for line, p in zip(lines, plays) if p == "hamlet")
+    assert shakespeare_lines(["tempest"], max_lines_per_play=50, seed=3)[0] == lines[:50]
+    assert {g for g in PLAYS.values()} == {"comedy", "history", "tragedy"}
+
+
+def test_shakespeare_unknown_play_names_the_choices():
+    from course_lib.datasets import shakespeare_text
+    from course_lib.validation import CourseError
+
+    with pytest.raises(CourseError, match="Unknown play 'hamlett'.*hamlet"):
+        shakespeare_text("hamlett")
