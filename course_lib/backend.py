@@ -64,16 +64,31 @@ class Backend:
     def asarray(self, data, dtype: str | None = DEFAULT_DTYPE):
         """Convert ``data`` (lists, NumPy arrays, tensors) to this backend, on its device."""
         if self.name == "numpy":
-            arr = to_numpy(data)
+            arr = _checked(to_numpy(data), data, dtype)
             return arr.astype(dtype, copy=False) if dtype is not None else arr
         torch = _torch()
         tdtype = getattr(torch, dtype) if dtype is not None else None
         if isinstance(data, torch.Tensor):
+            if data.is_complex() and dtype is not None and "complex" not in dtype:
+                _checked(np.asarray([1j]), data, dtype)
             return data.to(device=self.device, dtype=tdtype or data.dtype)
-        arr = np.asarray(data)
+        arr = _checked(np.asarray(data), data, dtype)
         if tdtype is None and arr.dtype.kind == "f":
             tdtype = getattr(torch, str(arr.dtype))
         return torch.as_tensor(arr, dtype=tdtype, device=self.device)
+
+
+def _checked(arr: np.ndarray, data, dtype) -> np.ndarray:
+    """``arr`` (= np.asarray(data)) unless it cannot become a real array: None, strings, objects, complex."""
+    from .validation import CourseError
+
+    if data is None or arr.dtype.kind in "USOV":
+        raise CourseError(f"data must be numbers (a list, NumPy array or tensor of reals), got "
+                          f"{type(data).__name__} {data!r:.60}.")
+    if arr.dtype.kind == "c" and dtype is not None and "complex" not in str(dtype):
+        raise CourseError(f"data holds complex numbers but dtype {dtype} is real: the imaginary parts would be "
+                          "dropped. Pass data.real (or np.abs(data)) explicitly.")
+    return arr
 
 
 def get_backend(spec: "str | Backend | None" = None) -> Backend:
@@ -198,9 +213,9 @@ class RNG:
     """
 
     def __init__(self, seed: int, backend: "str | Backend | None" = None, native: bool = False):
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-            raise TypeError(f"seed must be an int, got {seed!r}. Pass e.g. seed=0.")
-        self.seed = int(seed)
+        from .validation import check_seed
+
+        self.seed = check_seed(seed)
         self.backend = get_backend(backend)
         self.native = bool(native) and self.backend.name == "torch"
         self._np = np.random.default_rng(self.seed)

@@ -16,7 +16,8 @@ from .backend import namespace, to_float
 from .problems import LeastSquares, Problem, Quadratic
 from .projections import prox_l1
 from .trace import Recorder, Trace
-from .validation import CourseError, check_int, check_positive, check_step_size, need_L
+from .validation import (CourseError, check_callable, check_domain, check_in_range, check_int, check_positive,
+                         check_real, check_start, check_step_size, need_L)
 
 __all__ = ["gradient_descent", "backtracking", "heavy_ball", "nesterov", "proximal_gradient", "projected_gradient",
            "subgradient_method", "frank_wolfe", "mirror_descent", "Lasso", "STEP_RULES"]
@@ -46,8 +47,9 @@ def backtracking(f, x, fx, g, d=None, t0: float = 1.0, c: float = 1e-4, beta: fl
     Returns:
         (t, x + t d, f(x + t d), number of f evaluations).
     """
-    if not (0 < c < 1 and 0 < beta < 1):
-        raise CourseError(f"backtracking needs 0 < c < 1 and 0 < beta < 1, got c={c!r}, beta={beta!r}.")
+    check_in_range(c, "c", 0.0, 1.0, low_open=True, high_open=True)
+    check_in_range(beta, "beta", 0.0, 1.0, low_open=True, high_open=True)
+    t0, max_steps = check_positive(t0, "t0"), check_int(max_steps, "max_steps", 1)
     d = -g if d is None else d
     slope = to_float(_dot(g, d))
     if slope >= 0 and slope != 0:
@@ -97,7 +99,7 @@ def gradient_descent(problem, x0, step_size=None, max_iter: int = 1000, tol: flo
     Returns:
         The Trace of the run (``info["step_size"]`` holds t_k).
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     max_iter = check_int(max_iter, "max_iter", 0)
     rule = "1/L" if step_size is None else step_size
     if isinstance(rule, str):
@@ -109,7 +111,7 @@ def gradient_descent(problem, x0, step_size=None, max_iter: int = 1000, tol: flo
             raise CourseError(f"step_size='exact' is the closed form for quadratics; {problem.name} is not one. "
                               "Use step_size='armijo'.")
         if rule == "polyak":
-            f_star = problem.f_star if f_star is None else f_star
+            f_star = problem.f_star if f_star is None else check_real(f_star, "f_star")
             if f_star is None:
                 raise CourseError(f"step_size='polyak' needs f*; {problem.name} does not know it. Pass f_star=.")
     if not isinstance(rule, str):
@@ -141,7 +143,7 @@ def gradient_descent(problem, x0, step_size=None, max_iter: int = 1000, tol: flo
 
 
 def heavy_ball(problem, x0, step_size=None, momentum=None, max_iter: int = 1000, tol: float = 0.0,
-               record_every: int = 1, keep_x="auto", on_divergence: str = "raise") -> Trace:
+               record_every: int = 1, keep_x="auto", on_divergence: str = "raise", check_step: bool = True) -> Trace:
     """Polyak's heavy ball: x_{k+1} = x_k - step_size grad f(x_k) + momentum (x_k - x_{k-1}).
 
     Defaults are Polyak's tuning for a mu-strongly convex quadratic: step_size = 4/(sqrt(L) + sqrt(mu))^2,
@@ -154,10 +156,12 @@ def heavy_ball(problem, x0, step_size=None, momentum=None, max_iter: int = 1000,
         problem: a Problem (L and mu used for the defaults). x0: starting point.
         step_size, momentum: see above. max_iter, tol, record_every, keep_x, on_divergence: as in
         :func:`gradient_descent`.
+        check_step: refuse step_size >= 2 (1 + momentum) / L, where heavy ball is unstable on quadratics
+            with curvature L (Polyak 1964; the stability region is 0 < step L < 2 (1 + momentum)).
     Returns:
         The Trace of the run.
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     if step_size is None or momentum is None:
         L, mu = need_L(problem), problem.mu
         if not mu:
@@ -166,9 +170,8 @@ def heavy_ball(problem, x0, step_size=None, momentum=None, max_iter: int = 1000,
         step_size = 4 / (math.sqrt(L) + math.sqrt(mu)) ** 2 if step_size is None else step_size
         q = (math.sqrt(L / mu) - 1) / (math.sqrt(L / mu) + 1)
         momentum = q * q if momentum is None else momentum
-    step_size = check_positive(step_size, "step_size")
-    if not 0 <= momentum < 1:
-        raise CourseError(f"momentum must lie in [0, 1), got {momentum!r}.")
+    momentum = check_in_range(momentum, "momentum", 0.0, 1.0, high_open=True)
+    step_size = check_step_size(step_size, problem.L if check_step else None, limit=2 * (1 + momentum))
     rec = _rec("heavy_ball", x, max_iter, {"step_size": step_size, "momentum": momentum}, tol, record_every,
                keep_x, on_divergence)
     x_prev, g = x, problem.grad(x)
@@ -246,10 +249,15 @@ def proximal_gradient(problem, x0, prox=None, reg=None, step_size=None, accelera
     Returns:
         The Trace of the run (f = F(x_k)).
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     smooth = problem
     if hasattr(problem, "smooth") and prox is None:
         smooth, prox, reg = problem.smooth, problem.prox, problem.reg
+    if prox is not None:
+        check_callable(prox, "prox", "It is prox(v, t) = argmin_u g(u) + ||u - v||^2 / (2t), e.g. "
+                       "lambda v, t: projections.prox_l1(v, alpha * t).")
+    if reg is not None:
+        check_callable(reg, "reg", "It is g(x), e.g. lambda x: alpha * abs(x).sum().")
     limit = 1.0 + 1e-9 if accelerated else 2.0  # FISTA's guarantee needs t <= 1/L, ISTA descends for t < 2/L
     step_size = check_step_size(1.0 / need_L(smooth) if step_size is None else step_size, smooth.L, limit=limit)
     mu = check_positive(mu, "mu", allow_zero=True)
@@ -309,7 +317,8 @@ def projected_gradient(problem, x0, domain, step_size=None, accelerated: bool = 
     Returns:
         The Trace of the run.
     """
-    x0 = domain.project(problem.check_x(x0, "x0"))
+    check_domain(domain, ("project",))
+    x0 = domain.project(check_start(problem, x0))
     return proximal_gradient(problem, x0, prox=lambda v, t: domain.project(v), step_size=step_size,
                              accelerated=accelerated, method="projected_gradient", **kwargs)
 
@@ -317,7 +326,7 @@ def projected_gradient(problem, x0, domain, step_size=None, accelerated: bool = 
 def _averaged(name, problem, x0, step, update, subgrad, max_iter, record_every, keep_x, on_divergence, params):
     """The loop shared by subgradient and mirror descent: x_{k+1} = update(x_k, t_k, g_k) and the
     step-weighted average x_bar_k = sum_{j<k} t_j x_j / sum_{j<k} t_j, recorded as the trace's f."""
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     rec = _rec(name, x, max_iter, params, 0.0, record_every, keep_x, on_divergence)
     go = rec.record(0, x, f=problem.value(x), calls=1, f_last=problem.value(x))
     x_bar, weight = x, 0.0
@@ -356,8 +365,10 @@ def subgradient_method(problem, x0, step_size: float, decay: bool = True, domain
     Returns:
         The Trace: f is f(x_bar_k), x_final = x_bar, ``info["f_last"]`` is f(x_k).
     """
-    proj = (lambda z: z) if domain is None else domain.project
-    x0 = proj(problem.check_x(x0, "x0"))
+    proj = (lambda z: z) if domain is None else check_domain(domain, ("project",)).project
+    if subgrad is not None:
+        check_callable(subgrad, "subgrad", "It maps x to a subgradient of f at x.")
+    x0 = proj(check_start(problem, x0))
     return _averaged("subgradient_method", problem, x0, _step_schedule(step_size, decay),
                      lambda x, t, g: proj(x - t * g), subgrad or problem.grad, max_iter, record_every, keep_x,
                      on_divergence, {"step_size": step_size, "decay": decay})
@@ -378,7 +389,7 @@ def mirror_descent(problem, x0, step_size: float, decay: bool = False, max_iter:
     Returns:
         The Trace: f is f(x_bar_k), ``info["f_last"]`` is f(x_k).
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     xp = namespace(x)
     if to_float(xp.min(x)) <= 0 or abs(to_float(xp.sum(x)) - 1) > 1e-9:
         raise CourseError("x0 must lie in the interior of the simplex (entries > 0, summing to 1); got min "
@@ -405,11 +416,14 @@ def frank_wolfe(problem, x0, domain, step: str = "2/(k+2)", max_iter: int = 1000
     Args:
         problem: a smooth convex Problem. x0: a point of C (checked). domain: a set with ``lmo``,
             ``contains`` and ``diameter`` (Simplex, L1Ball, Box, Ball). step: "2/(k+2)" or "short".
-        tol: stop once the Frank-Wolfe gap <= tol. Others as in :func:`gradient_descent`.
+        tol: stop once the Frank-Wolfe gap <= tol (0: never stop early, as everywhere in course_lib).
+        Others as in :func:`gradient_descent`.
     Returns:
         The Trace (``info["gap"]`` holds the Frank-Wolfe gaps).
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
+    check_domain(domain, ("lmo", "contains"))
+    tol = check_positive(tol, "tol", allow_zero=True)
     if not domain.contains(x):
         raise CourseError(f"x0 is not in the feasible set {domain!r}: Frank-Wolfe needs a feasible start. "
                           "Use a vertex, e.g. domain.lmo(problem.grad(x0)), or domain.project(x0).")
@@ -422,7 +436,7 @@ def frank_wolfe(problem, x0, domain, step: str = "2/(k+2)", max_iter: int = 1000
     gap = to_float(_dot(g, x - s))
     go = rec.record(0, x, f=problem.value(x), grad=g, calls=2, gap=gap)
     for k in range(1, check_int(max_iter, "max_iter") + 1):
-        if not go or gap <= tol:
+        if not go or (tol > 0 and gap <= tol):
             if go:
                 rec.status, rec.message = "converged", f"Frank-Wolfe gap {gap:.3g} <= tol = {tol:g}"
             break

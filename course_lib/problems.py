@@ -24,7 +24,7 @@ from functools import cached_property
 import numpy as np
 
 from .backend import Backend, asarray, backend_of, get_backend, namespace, to_float, to_numpy
-from .validation import CourseError, check_array, check_positive
+from .validation import CourseError, check_array, check_index, check_int, check_labels_pm1, check_positive, check_real
 
 __all__ = ["Problem", "FiniteSum", "Quadratic", "LeastSquares", "Ridge", "LogisticRegression", "Rosenbrock"]
 
@@ -156,7 +156,7 @@ class Quadratic(Problem):
         self.A = A
         self.b = self.backend.asarray(np.zeros(n) if b is None else b)
         check_array(self.b, "b", shape=(n,))
-        self.c = float(c)
+        self.c = check_real(c, "c")
         self.dim = n
         eig = np.linalg.eigvalsh(A_np)
         self.eigenvalues = eig
@@ -218,10 +218,12 @@ class FiniteSum(Problem):
 
     def _check_idx(self, idx):
         if isinstance(idx, (list, tuple, range)) or backend_of(idx) != self.backend:
-            idx = self.backend.asarray(to_numpy(idx), dtype="int64")  # e.g. a NumPy index array for a torch problem
-        if len(idx) == 0:
-            raise CourseError("idx is empty: a minibatch needs at least one index.")
-        return idx
+            idx_np = np.asarray(to_numpy(idx))
+            if idx_np.size == 0:
+                raise CourseError("idx is empty: a minibatch needs at least one index.")
+            check_index(idx_np, self.n)
+            return self.backend.asarray(idx_np, dtype="int64")  # e.g. a NumPy index array for a torch problem
+        return check_index(idx, self.n)
 
     def value(self, x):
         xp = namespace(x)
@@ -329,14 +331,7 @@ class LogisticRegression(FiniteSum):
         self.X = self.backend.asarray(X)
         check_array(self.X, "X", ndim=2)
         self.n, self.dim = (int(s) for s in self.X.shape)
-        y_np = to_numpy(y).astype(float)
-        labels = set(np.unique(y_np).tolist())
-        if labels <= {0.0, 1.0} and 0.0 in labels:
-            y_np = 2 * y_np - 1
-        elif not labels <= {-1.0, 1.0}:
-            raise CourseError(f"y must hold labels in {{-1, +1}} or {{0, 1}}, got values {sorted(labels)[:5]}.")
-        if y_np.shape != (self.n,):
-            raise CourseError(f"y must have shape ({self.n},) to match X, got {y_np.shape}.")
+        y_np = check_labels_pm1(y, "y", self.n, map_01=True)
         self.y = self.backend.asarray(y_np)
         self.lam = check_positive(lam, "lam", allow_zero=True)
         X_np = to_numpy(self.X)
@@ -407,9 +402,9 @@ class Rosenbrock(Problem):
     name = "rosenbrock"
 
     def __init__(self, dim: int = 2, a: float = 1.0, b: float = 100.0, backend=None):
-        if int(dim) < 2:
+        if check_int(dim, "dim", 1) < 2:
             raise CourseError(f"Rosenbrock needs dim >= 2, got {dim!r}.")
-        self.dim, self.a, self.b = int(dim), float(a), check_positive(b, "b")
+        self.dim, self.a, self.b = int(dim), check_real(a, "a"), check_positive(b, "b")
         self.backend = get_backend(backend)
         self.L, self.mu = None, None
 

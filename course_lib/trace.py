@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .backend import backend_of, namespace, to_float, to_numpy
-from .validation import CourseError, DivergenceError
+from .validation import CourseError, DivergenceError, check_int, check_positive
 
 __all__ = ["Trace", "Recorder"]
 
@@ -119,15 +119,19 @@ class Recorder:
                  divergence_factor: float = 1e10):
         if on_divergence not in ("raise", "warn", "stop"):
             raise CourseError(f"on_divergence must be 'raise', 'warn' or 'stop', got {on_divergence!r}.")
-        if int(record_every) < 1:
-            raise CourseError(f"record_every must be >= 1, got {record_every!r}.")
         self.method, self.params = method, dict(params or {})
-        self.max_iter, self.tol = int(max_iter), float(tol)
-        self.record_every = int(record_every)
-        self.on_divergence, self.divergence_factor = on_divergence, float(divergence_factor)
+        self.max_iter, self.tol = check_int(max_iter, "max_iter", 0), check_positive(tol, "tol", allow_zero=True)
+        self.record_every = check_int(record_every, "record_every", 1)
+        self.on_divergence = on_divergence
+        self.divergence_factor = check_positive(divergence_factor, "divergence_factor", allow_inf=True)
         dim = int(np.prod(tuple(x0.shape))) if hasattr(x0, "shape") else 1
+        if not (isinstance(keep_x, bool) or keep_x == "auto" or isinstance(keep_x, (int, np.integer))):
+            raise CourseError(f"keep_x must be True, False, 'auto' or an int k >= 1 (every k-th record), "
+                              f"got {keep_x!r}.")
         if keep_x == "auto":
             keep_x = dim <= 10
+        elif not isinstance(keep_x, bool):
+            keep_x = check_int(keep_x, "keep_x", 1)
         self.keep_every = 0 if keep_x is False else (1 if keep_x is True else int(keep_x))
         size = self.max_iter // self.record_every + 2
         self._it = np.zeros(size, dtype=np.int64)
@@ -179,8 +183,13 @@ class Recorder:
             step = self.params.get("step_size")
             hint = f" Try a smaller step size than {step:.4g}." if isinstance(step, (int, float)) else \
                 " Try a smaller step size."
-            self.message = (f"{self.method} diverged at iteration {k}: f = {fv:.3g} (f(x0) = {self._f0:.3g}), "
+            f0 = "not finite" if self._f0 is None else f"{self._f0:.3g}"  # f(x0) itself may be NaN
+            self.message = (f"{self.method} diverged at iteration {k}: f = {fv:.3g} (f(x0) = {f0}), "
                             f"||grad|| = {gn:.3g}.{hint}")
+            if k == 0:
+                self.message = (f"{self.method} cannot start: f(x0) = {fv:.3g}, ||grad f(x0)|| = {gn:.3g}. The "
+                                "objective is not finite at the starting point: check x0 and the problem's data "
+                                "(NaN or inf entries, a point outside the domain).")
         if not (force or stop or k % self.record_every == 0 or k >= self.max_iter):
             return True
         i = self._n
