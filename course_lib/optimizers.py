@@ -58,11 +58,20 @@ def _lift(name: str, hyper: dict, init_leaf, update_leaf) -> Optimizer:
             if not isinstance(grad, (list, tuple)) or len(grad) != len(params):
                 raise CourseError(f"{name}: grad must be a list of {len(params)} arrays, one per parameter, "
                                   f"got {type(grad).__name__}.")
-            pairs = [update_leaf(g, s, p) for g, s, p in zip(grad, state, params)]
+            pairs = [update_leaf(_match(g, p, f"grad[{i}]"), s, p) for i, (g, s, p) in enumerate(zip(grad, state, params))]
             return type(params)(p for p, _ in pairs), [s for _, s in pairs]
-        return update_leaf(grad, state, params)
+        return update_leaf(_match(grad, params, "grad"), state, params)
 
     return Optimizer(init, update, name, hyper)
+
+
+def _match(g, x, name):
+    """g, checked to have x's shape and backend (a gradient is shaped like its parameter)."""
+    if is_torch(g) != is_torch(x) or tuple(getattr(g, "shape", ())) != tuple(getattr(x, "shape", ())):
+        kind = lambda a: f"{'torch tensor' if is_torch(a) else type(a).__name__} of shape {tuple(getattr(a, 'shape', ()))}"
+        raise CourseError(f"{name} must match its parameter (same backend and shape): got {kind(g)} for a "
+                          f"parameter that is a {kind(x)}. Convert it with course_lib.backend.like(g, x).")
+    return g
 
 
 def _lr_fn(lr) -> Callable[[int], float]:
@@ -440,6 +449,9 @@ class TorchOptimizer:
     """
 
     def __init__(self, optimizer: Optimizer, params):
+        if not all(hasattr(optimizer, a) for a in ("init", "update")):
+            raise CourseError(f"optimizer must be an Optimizer of course_lib.optimizers (init, update), got "
+                              f"{type(optimizer).__name__} {optimizer!r:.40}. Try TorchOptimizer(adam(lr=1e-3), params).")
         self.optimizer = optimizer
         self.params = list(params)
         if not self.params or not all(is_torch(p) for p in self.params):

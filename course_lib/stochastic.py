@@ -26,7 +26,8 @@ import numpy as np
 from . import optimizers
 from .backend import RNG, namespace, to_float
 from .trace import Recorder, Trace
-from .validation import CourseError, check_in_range, check_int, check_positive, check_step_size
+from .validation import (CourseError, check_finite_sum, check_has, check_in_range, check_int, check_positive,
+                         check_schedule, check_step_size)
 
 __all__ = ["Schedule", "constant", "inverse_time", "inverse_sqrt", "step_decay", "cosine", "warmup",
            "MinibatchSampler", "gradient_variance", "run", "sgd", "svrg", "svrg_rate", "saga",
@@ -91,7 +92,7 @@ def cosine(step_size: float, total: int, min_step: float = 0.0) -> Schedule:
 
 def warmup(schedule, steps: int) -> Schedule:
     """Linear warmup: eta_t = schedule(t) * min(1, t / steps) (Goyal et al. 2017)."""
-    base = schedule if callable(schedule) else constant(schedule)
+    base = schedule if callable(schedule) else constant(check_positive(schedule, "schedule"))
     steps = check_int(steps, "steps", 1)
     return Schedule(lambda t: base(t) * min(1.0, t / steps), f"warmup({base!r}, steps={steps})")
 
@@ -152,7 +153,8 @@ def gradient_variance(problem, x, batch_size: int = 1, sampling: str = "with_rep
     s^2 (n - b) / (b (n - 1)) without (the finite-population correction; Cochran, *Sampling
     Techniques*, 1977, Thm 2.2). Costs n per-example gradients.
     """
-    n = problem.n
+    n = check_finite_sum(problem, "gradient_variance").n
+    problem.check_x(x, "x")
     b = check_int(batch_size, "batch_size", 1)
     if b > n:
         raise CourseError(f"batch_size={b} is larger than n={n}.")
@@ -167,11 +169,14 @@ def gradient_variance(problem, x, batch_size: int = 1, sampling: str = "with_rep
 
 
 # -- the generic runner ---------------------------------------------------------------------------
-def _start(problem, x0, max_iter):
-    if not hasattr(problem, "grad_batch"):
-        raise CourseError(f"{type(problem).__name__} has no grad_batch(x, idx): stochastic methods need a finite "
-                          "sum such as problems.LeastSquares, Ridge or LogisticRegression.")
-    return problem.check_x(x0, "x0"), check_int(max_iter, "max_iter", 0)
+def _check_optimizer(optimizer, name="optimizer"):
+    return check_has(optimizer, name, ("init", "update", "name", "hyper"), "an Optimizer",
+                     "Build one with course_lib.optimizers, e.g. optimizers.adam(lr=1e-2).")
+
+
+def _start(problem, x0, max_iter, method="stochastic methods", name="max_iter"):
+    check_finite_sum(problem, method)
+    return problem.check_x(x0, "x0"), check_int(max_iter, name, 0)
 
 
 def run(problem, x0, optimizer: "optimizers.Optimizer", max_iter: int = 1000, batch_size: "int | None" = 1,
@@ -200,7 +205,8 @@ def run(problem, x0, optimizer: "optimizers.Optimizer", max_iter: int = 1000, ba
     Returns:
         The Trace of the run.
     """
-    x, max_iter = _start(problem, x0, max_iter)
+    x, max_iter = _start(problem, x0, max_iter, "run")
+    _check_optimizer(optimizer)
     if averaging not in (None, "uniform", "weighted"):
         raise CourseError(f"averaging must be None, 'uniform' or 'weighted', got {averaging!r}.")
     full = batch_size is None
@@ -258,14 +264,19 @@ def sgd(problem, x0, step_size=None, max_iter: int = 1000, batch_size: int = 1, 
         max_iter: number of updates. batch_size, sampling, seed: see :class:`MinibatchSampler`.
         momentum, nesterov, dampening: see :func:`course_lib.optimizers.sgd`.
         averaging: None, "uniform" or "weighted".
-        check_step: refuse a constant step >= 2/L_max (set False to watch a divergence).
+        check_step: refuse a constant step >= 2/L_max, and a schedule whose first max_iter steps (up to
+            10^4 checked) reach 2/L_max (set False to watch a divergence).
         record_every, keep_x, on_divergence: see :class:`~course_lib.trace.Recorder`.
     Returns:
         The Trace of the run (of the averaged iterates when averaging is set).
     """
+    check_finite_sum(problem, "sgd")
+    max_iter = check_int(max_iter, "max_iter", 0)
     if step_size is None:
         step_size = 1.0 / (2 * problem.L_max)
-    if not callable(step_size):
+    if callable(step_size):
+        check_schedule(step_size, problem.L_max if check_step else None, "step_size", max_iter, L_name="L_max")
+    else:
         step_size = check_step_size(step_size, problem.L_max if check_step else None)
     opt = optimizers.sgd(lr=step_size, momentum=momentum, dampening=dampening, nesterov=nesterov)
     name = "sgd" + ("_nesterov" if nesterov else "_momentum" if momentum else "")
@@ -277,7 +288,8 @@ def sgd(problem, x0, step_size=None, max_iter: int = 1000, batch_size: int = 1, 
 def svrg_rate(L: float, mu: float, step_size: float, inner_steps: int) -> float:
     """SVRG's contraction per epoch, alpha = 1/(mu eta (1 - 2 L eta) m) + 2 L eta / (1 - 2 L eta)
     (Johnson & Zhang 2013, Thm 1); linear convergence needs alpha < 1, e.g. eta < 1/(4L) and m large."""
-    eta, m = step_size, inner_steps
+    L, mu = check_positive(L, "L"), check_positive(mu, "mu")
+    eta, m = check_positive(step_size, "step_size"), check_int(inner_steps, "inner_steps", 1)
     if not 0 < eta < 1 / (2 * L):
         return math.inf
     return 1 / (mu * eta * (1 - 2 * L * eta) * m) + 2 * L * eta / (1 - 2 * L * eta)
@@ -305,7 +317,7 @@ def svrg(problem, x0, step_size=None, epochs: int = 10, inner_steps: "int | None
     Returns:
         The Trace (oracle_calls include the n calls of each full gradient).
     """
-    x, epochs = _start(problem, x0, epochs)
+    x, epochs = _start(problem, x0, epochs, "svrg", "epochs")
     m = check_int(2 * problem.n if inner_steps is None else inner_steps, "inner_steps", 1)
     eta = check_step_size(1.0 / (5 * problem.L_max) if step_size is None else step_size, problem.L_max,
                           limit=1.0)
@@ -360,7 +372,7 @@ def saga(problem, x0, step_size=None, max_iter: int = 1000, batch_size: int = 1,
     Returns:
         The Trace (oracle_calls include the n calls that fill the table).
     """
-    x, max_iter = _start(problem, x0, max_iter)
+    x, max_iter = _start(problem, x0, max_iter, "saga")
     eta = check_step_size(1.0 / (3 * problem.L_max) if step_size is None else step_size, problem.L_max, limit=1.0)
     sampler = MinibatchSampler(problem.n, batch_size, "without_replacement", seed, problem.backend)
     rec = Recorder("saga", x, max_iter, params=dict(step_size=eta, batch_size=batch_size, seed=seed),
@@ -401,6 +413,7 @@ def reddi_counterexample(optimizer: "optimizers.Optimizer", max_iter: int = 3000
     from .backend import get_backend
 
     max_iter = check_int(max_iter, "max_iter", 0)
+    _check_optimizer(optimizer)
     C = check_positive(C, "C")
     if C <= 2:
         raise CourseError(f"C must be > 2 for the counterexample (F(x) = (C - 2) x / 3), got {C!r}.")
