@@ -31,7 +31,9 @@ from .backend import RNG, get_backend, to_float, to_numpy
 from .datasets import digits_binary, train_test_split
 from .pac_bayes import Certificate, kl_certificate, kl_gaussian, mcallester_bound
 from .trace import Recorder, Trace
-from .validation import CourseError, check_in_range, check_int, check_positive
+from .backend import is_torch
+from .validation import (CourseError, check_array, check_in_range, check_int, check_labels_pm1, check_positive,
+                         check_probability, check_seed)
 
 __all__ = ["n_params", "init_weights", "forward", "error_rate", "train_mlp", "optimize_posterior",
            "stochastic_error", "certify_posterior", "digits_data", "run_experiment", "Experiment",
@@ -47,17 +49,38 @@ def _torch():
     return torch
 
 
+def _sizes(sizes) -> tuple:
+    """Layer widths: a sequence of at least two ints >= 1."""
+    if not isinstance(sizes, (list, tuple)):
+        raise CourseError(f"sizes must be a tuple of layer widths such as (64, 20, 1), got {sizes!r}.")
+    sizes = tuple(check_int(s, f"sizes[{i}]", 1) for i, s in enumerate(sizes))
+    if len(sizes) < 2:
+        raise CourseError(f"sizes must list at least an input and an output width, got {sizes!r}.")
+    return sizes
+
+
+def _check_data(X, y, sizes, name_X="X", name_y="y"):
+    """X: a floating 2-D torch tensor with sizes[0] columns; y: its labels in {-1, +1}."""
+    if not is_torch(X):
+        raise CourseError(f"{name_X} must be a torch tensor (the network runs on torch), got {type(X).__name__}. "
+                          f"Use course_lib.backend.asarray({name_X}, 'torch') or digits_data().")
+    check_array(X, name_X, shape=(None, sizes[0]))
+    if not is_torch(y) or y.device != X.device:
+        raise CourseError(f"{name_y} must be a torch tensor on {name_X}'s device ({X.device}), got "
+                          f"{type(y).__name__}. Use course_lib.backend.like({name_y}, {name_X}).")
+    check_labels_pm1(y, name_y, int(X.shape[0]))
+
+
 def n_params(sizes) -> int:
     """Number of weights and biases of an MLP with layer widths ``sizes`` (e.g. (64, 40, 1))."""
+    sizes = _sizes(sizes)
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def init_weights(sizes, seed: int = 0, backend="torch", dtype: str = "float32"):
     """A flat initial parameter vector w0: weights ~ N(0, 1/fan_in) (LeCun), biases 0. Depends only on seed."""
-    sizes = tuple(check_int(s, "sizes[i]", 1) for s in sizes)
-    if len(sizes) < 2:
-        raise CourseError(f"sizes must list at least an input and an output width, got {sizes!r}.")
-    rng = np.random.default_rng(seed)
+    sizes = _sizes(sizes)
+    rng = np.random.default_rng(check_seed(seed))
     parts = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         parts += [rng.standard_normal(a * b) / math.sqrt(a), np.zeros(b)]
@@ -73,6 +96,10 @@ def forward(w, X, sizes):
     Returns:
         Logits, shape (n,) or (m, n).
     """
+    if not (is_torch(w) and is_torch(X)):
+        raise CourseError(f"w and X must be torch tensors (the network runs on torch), got {type(w).__name__} and "
+                          f"{type(X).__name__}. Use course_lib.backend.asarray(..., 'torch').")
+    check_array(X, "X", shape=(None, _sizes(sizes)[0]))
     if w.shape[-1] != n_params(sizes):
         raise CourseError(f"w has {w.shape[-1]} entries but an MLP with sizes {tuple(sizes)} has "
                           f"{n_params(sizes)}; build w with init_weights(sizes).")
@@ -100,6 +127,7 @@ def _surrogate(logits, y):
 
 def error_rate(w, X, y, sizes):
     """0-1 error of the network(s) w on (X, y): a float for w of shape (d,), an (m,) array for (m, d)."""
+    _check_data(X, y, _sizes(sizes))
     with _torch().no_grad():
         err = ((forward(w, X, sizes) * y) <= 0).to(X.dtype).mean(-1)
     return to_float(err) if err.ndim == 0 else to_numpy(err)
@@ -123,6 +151,8 @@ def train_mlp(X, y, sizes, seed: int = 0, step_size: float = 0.05, momentum: flo
         (f = training logistic loss, info["error"] = training 0-1 error).
     """
     torch = _torch()
+    sizes = _sizes(sizes)
+    _check_data(X, y, sizes)
     step_size = check_positive(step_size, "step_size")
     momentum = check_in_range(momentum, "momentum", 0.0, 1.0, high_open=True)
     epochs, batch_size = check_int(epochs, "epochs", 1), check_int(batch_size, "batch_size", 1)
@@ -183,6 +213,8 @@ def optimize_posterior(w, w0, X, y, sizes, delta: float = 0.025, steps: int = 50
     torch = _torch()
     steps, samples = check_int(steps, "steps", 1), check_int(samples, "samples", 1)
     init_var = check_positive(init_var, "init_var")
+    delta, n_priors = check_probability(delta, "delta"), check_int(n_priors, "n_priors", 1)
+    _check_data(X, y, _sizes(sizes))
     n, d = X.shape[0], w.shape[0]
     mu = w.detach().clone().requires_grad_(True)
     log_var = torch.full_like(mu, math.log(init_var)).requires_grad_(True)
@@ -195,7 +227,7 @@ def optimize_posterior(w, w0, X, y, sizes, delta: float = 0.025, steps: int = 50
         var = torch.exp(log_var)
         risk = _surrogate(forward(mu + torch.sqrt(var) * eps, X, sizes), y).mean()
         lam = (var.sum() + ((mu - w0) ** 2).sum()) / d
-        kl = kl_gaussian(mu, var, w0, lam)
+        kl = kl_gaussian(mu, w0, var_q=var, var_p=lam)
         obj = mcallester_bound(risk, kl, n, delta / n_priors)
         if not rec.record(k, mu.detach(), f=obj.detach(), calls=samples, kl=kl.detach(),
                           lam=lam.detach(), risk=risk.detach()) or k == steps:
@@ -209,7 +241,11 @@ def optimize_posterior(w, w0, X, y, sizes, delta: float = 0.025, steps: int = 50
 def stochastic_error(mu, var, X, y, sizes, m: int = 1000, seed: int = 0, chunk: int = 250) -> float:
     """Monte Carlo error of the stochastic network: the mean 0-1 error of m draws w ~ N(mu, diag var)."""
     torch = _torch()
-    m = check_int(m, "m", 1)
+    m, chunk = check_int(m, "m", 1), check_int(chunk, "chunk", 1)
+    check_array(var, "var")
+    if not bool((var > 0).all()):
+        raise CourseError("var must hold positive variances (the posterior's diag covariance); got an entry <= 0. "
+                          "Pass torch.exp(log_var).")
     rng = RNG(seed, "numpy")
     total = 0.0
     for start in range(0, m, chunk):
@@ -230,8 +266,10 @@ def certify_posterior(mu, var, w0, X, y, sizes, delta: float = 0.025, delta_mc: 
     Returns:
         (certificate, lam): the :class:`~course_lib.pac_bayes.Certificate` and the chosen prior variance.
     """
-    grid = [float(v) for v in prior_grid]
-    kls = [to_float(kl_gaussian(mu.double(), var.double(), w0.double(), lam)) for lam in grid]
+    grid = [check_positive(v, f"prior_grid[{i}]") for i, v in enumerate(prior_grid)]
+    if not grid:
+        raise CourseError("prior_grid is empty: pass the prior variances fixed in advance, e.g. PRIOR_GRID.")
+    kls = [to_float(kl_gaussian(mu.double(), w0.double(), var_q=var.double(), var_p=lam)) for lam in grid]
     j = int(np.argmin(kls))
     risk_mc = stochastic_error(mu, var, X, y, sizes, m=m, seed=seed)
     cert = kl_certificate(risk_mc, m, kls[j], X.shape[0], delta=delta, delta_mc=delta_mc, n_priors=len(grid))
@@ -310,6 +348,9 @@ def run_experiment(seed: int = 0, random_labels: bool = False, hidden: int = 20,
         An :class:`Experiment`.
     """
     torch = _torch()
+    check_probability(delta, "delta")
+    check_probability(delta_mc, "delta_mc")
+    check_int(hidden, "hidden", 1)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(check_int(threads, "threads", 1))

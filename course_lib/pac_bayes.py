@@ -24,7 +24,10 @@ import math
 from dataclasses import dataclass
 
 from .backend import is_torch, namespace, to_numpy
-from .validation import CourseError, check_int
+import numpy as np
+
+from .validation import (CourseError, check_callable, check_int, check_positive, check_probability, check_real,
+                         check_same_backend)
 
 __all__ = ["kl_bernoulli", "kl_gaussian", "kl_inv_upper", "kl_inv_lower", "mcallester_bound", "seeger_bound",
            "catoni_bound", "lambda_bound", "optimal_lambda", "grid_bound", "mc_risk_bound", "Certificate",
@@ -34,22 +37,37 @@ _BISECTION_STEPS = 80  # 2^-80 < float64 spacing on [0, 1]: the interval stops s
 
 
 # -- input handling ------------------------------------------------------------------------------
-def _args(*values):
-    """(xp, arrays, scalar) for floats or arrays of one backend; floats become 0-d float64 arrays."""
+def _args(*values, names=()):
+    """(xp, arrays, scalar) for floats or arrays of one backend; floats become 0-d float64 arrays.
+
+    ``names`` name the values in the messages: arrays must share a backend and broadcast together,
+    scalars must be reals (not None, strings or complex numbers).
+    """
+    names = tuple(names) + tuple(f"argument {i + 1}" for i in range(len(names), len(values)))
     arrays = [v for v in values if is_torch(v) or hasattr(v, "shape")]
+    check_same_backend(*arrays, names=tuple(n for n, v in zip(names, values) if is_torch(v) or hasattr(v, "shape")))
     xp = namespace(*arrays)
     ref = arrays[0] if arrays else None
     dtype = ref.dtype if ref is not None and "float" in str(ref.dtype) else xp.float64
     device = getattr(ref, "device", None) if ref is not None and is_torch(ref) else None
     out = []
-    for v in values:
+    for v, name in zip(values, names):
         if is_torch(v) or hasattr(v, "shape"):
+            if "complex" in str(v.dtype) or not ("float" in str(v.dtype) or "int" in str(v.dtype)):
+                raise CourseError(f"{name} must hold real numbers, got dtype {v.dtype}.")
             out.append(v if "float" in str(v.dtype) else xp.astype(v, dtype))
         else:
-            try:
-                out.append(xp.asarray(float(v), dtype=dtype, device=device))
-            except (TypeError, ValueError):
-                raise CourseError(f"Expected a number or an array, got {type(v).__name__} {v!r}.") from None
+            if isinstance(v, (list, tuple)):
+                raise CourseError(f"{name} must be a number or an array, got a {type(v).__name__}; "
+                                  f"pass np.asarray({name}).")
+            out.append(xp.asarray(check_real(v, name, finite=False), dtype=dtype, device=device))
+    shapes = [tuple(a.shape) for a in out]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        desc = ", ".join(f"{n}: {sh}" for n, sh in zip(names, shapes))
+        raise CourseError(f"The arguments have shapes that do not broadcast together ({desc}); give every "
+                          "array the same length (or pass a scalar).") from None
     return xp, out, not arrays
 
 
@@ -76,11 +94,8 @@ def _check_kl(xp, kl, name="kl"):
     _check(xp, kl, name, 0.0, math.inf, hint=" A KL divergence is >= 0; check the order KL(Q || P).")
 
 
-def _check_delta(delta):
-    d = float(delta)
-    if not 0.0 < d < 1.0:
-        raise CourseError(f"delta must lie in (0, 1), got {delta!r}: it is the failure probability, e.g. 0.05.")
-    return d
+def _check_delta(delta, name="delta"):
+    return check_probability(delta, name, "it is the failure probability, e.g. 0.05")
 
 
 def _check_n(n, minimum=1):
@@ -109,13 +124,13 @@ def kl_bernoulli(q, p):
     Returns:
         kl(q || p), a float or an array of q's backend.
     """
-    xp, (q, p), scalar = _args(q, p)
+    xp, (q, p), scalar = _args(q, p, names=("q", "p"))
     _check_risk(xp, q, "q")
     _check_risk(xp, p, "p")
     return _result(_xlogx_ratio(xp, q, p) + _xlogx_ratio(xp, 1 - q, 1 - p), scalar)
 
 
-def kl_gaussian(mu_q, var_q, mu_p, var_p):
+def kl_gaussian(mu_q, mu_p, *args, var_q=None, var_p=None, std_q=None, std_p=None):
     """KL(Q || P) between diagonal Gaussians Q = N(mu_q, diag var_q) and P = N(mu_p, diag var_p).
 
     KL = 1/2 sum_i [ var_q,i / var_p,i + (mu_q,i - mu_p,i)^2 / var_p,i - 1 + log(var_p,i / var_q,i) ]
@@ -123,19 +138,41 @@ def kl_gaussian(mu_q, var_q, mu_p, var_p):
     diagonal covariances). Variances broadcast: a scalar var_p is an isotropic prior. Differentiable
     on torch (used as the complexity term when optimising a posterior).
 
+    The spreads are keyword-only and say what they are: ``var_q=``/``var_p=`` take variances,
+    ``std_q=``/``std_p=`` standard deviations (what ``torch.distributions.Normal(loc, scale)`` takes),
+    so a standard deviation passed by habit cannot silently be read as a variance.
+
+    Example:
+        >>> float(kl_gaussian(np.zeros(2), np.ones(2), var_q=1.0, var_p=1.0))   # ||mu_q - mu_p||^2 / 2
+        1.0
+
     Args:
-        mu_q, var_q: posterior mean (d,) and variances (d,) or scalar, > 0.
-        mu_p, var_p: prior mean (d,) and variances (d,) or scalar, > 0.
+        mu_q: posterior mean (d,). mu_p: prior mean (d,).
+        var_q or std_q: posterior variances / standard deviations, (d,) or scalar, > 0 (exactly one).
+        var_p or std_p: prior variances / standard deviations, (d,) or scalar, > 0 (exactly one).
     Returns:
         The KL divergence (a float for float inputs, else a 0-d array of the inputs' backend).
     """
-    xp, (mu_q, var_q, mu_p, var_p), scalar = _args(mu_q, var_q, mu_p, var_p)
-    for v, name in ((var_q, "var_q"), (var_p, "var_p")):
+    if args:
+        raise TypeError("kl_gaussian takes the spreads by keyword, so a variance and a standard deviation cannot "
+                        "be mixed up: kl_gaussian(mu_q, mu_p, var_q=..., var_p=...) for variances, or "
+                        "std_q=/std_p= for standard deviations (torch.distributions.Normal's scale).")
+    spreads = []
+    for side, var, std in (("q", var_q, std_q), ("p", var_p, std_p)):
+        if (var is None) == (std is None):
+            raise TypeError(f"kl_gaussian needs exactly one of var_{side}= (variance) or std_{side}= (standard "
+                            f"deviation) for {'the posterior Q' if side == 'q' else 'the prior P'}.")
+        spreads.append((var, f"var_{side}") if std is None else (std, f"std_{side}"))
+    (sq, nq), (sp, np_) = spreads
+    xp, (mu_q, sq, mu_p, sp), scalar = _args(mu_q, sq, mu_p, sp, names=("mu_q", nq, "mu_p", np_))
+    for v, name in ((sq, nq), (sp, np_)):
         _check(xp, v, name, 0.0, math.inf, low_open=True, high_open=True,
-               hint=" Variances must be positive and finite; parametrise them as exp(log_var).")
+               hint=" Spreads must be positive and finite; parametrise them as exp(log_var).")
     for v, name in ((mu_q, "mu_q"), (mu_p, "mu_p")):
         if not bool(xp.all(xp.isfinite(v))):
             raise CourseError(f"{name} contains NaN or inf entries; check how the mean was computed.")
+    var_q = sq * sq if nq == "std_q" else sq
+    var_p = sp * sp if np_ == "std_p" else sp
     ratio = var_q / var_p
     terms = ratio + (mu_q - mu_p) ** 2 / var_p - 1 - xp.log(ratio)
     terms = terms + xp.zeros_like(mu_q + mu_p)  # broadcast scalar variances over the dimension
@@ -144,7 +181,7 @@ def kl_gaussian(mu_q, var_q, mu_p, var_p):
 
 # -- kl inverses ---------------------------------------------------------------------------------
 def _kl_inv(q, c, upper):
-    xp, (q, c), scalar = _args(q, c)
+    xp, (q, c), scalar = _args(q, c, names=("q", "c"))
     _check_risk(xp, q, "q")
     _check(xp, c, "c", 0.0, math.inf, hint=" c is a KL budget such as (KL + log(2 sqrt(n)/delta)) / n.")
     q, c = q + xp.zeros_like(c), c + xp.zeros_like(q)
@@ -198,7 +235,7 @@ def kl_inv_lower(q, c):
 
 # -- PAC-Bayes bounds ----------------------------------------------------------------------------
 def _common(risk, kl, n, delta, n_min=1):
-    xp, (risk, kl), scalar = _args(risk, kl)
+    xp, (risk, kl), scalar = _args(risk, kl, names=("risk", "kl"))
     _check_risk(xp, risk)
     _check_kl(xp, kl)
     return xp, risk, kl, _check_n(n, n_min), _check_delta(delta), scalar
@@ -264,9 +301,7 @@ def catoni_bound(risk, kl, n, delta, C: float):
         The upper bound on R(Q) (float or array).
     """
     xp, risk, kl, n, delta, scalar = _common(risk, kl, n, delta)
-    C = float(C)
-    if not (C > 0 and math.isfinite(C)):
-        raise CourseError(f"C must be a finite number > 0, got {C!r}; try a grid such as C in [0.5, 1, 2, 4].")
+    C = check_positive(C, "C")  # a grid such as C in [0.5, 1, 2, 4] with grid_bound chooses it
     out = -xp.expm1(-C * risk - (kl + math.log(1 / delta)) / n) / -math.expm1(-C)
     return _result(out, scalar)
 
@@ -302,7 +337,7 @@ def lambda_bound(risk, kl, n, delta, lam=None):
     """
     if lam is None:
         lam = optimal_lambda(risk, kl, n, delta)
-    xp, (risk, kl, lam), scalar = _args(risk, kl, lam)
+    xp, (risk, kl, lam), scalar = _args(risk, kl, lam, names=("risk", "kl", "lam"))
     _check(xp, lam, "lam", 0.0, 2.0, low_open=True, high_open=True, hint=" Pass lam=None to use the optimal lambda.")
     xp, risk, kl, n, delta, _ = _common(risk, kl, n, delta, 8)
     b = kl + math.log(2 * math.sqrt(n) / delta)
@@ -328,16 +363,20 @@ def grid_bound(bound, candidates, delta: float, **fixed):
         (best bound value, index of the best grid point).
     """
     delta = _check_delta(delta)
+    check_callable(bound, "bound", "Pass a bound function of course_lib.pac_bayes, e.g. catoni_bound.")
     candidates = list(candidates)
     if not candidates:
         raise CourseError("candidates is empty: pass at least one grid point, e.g. [{'C': 1.0}].")
+    if not all(isinstance(c, dict) for c in candidates):
+        raise CourseError(f"candidates must be keyword dicts, one per grid point (e.g. [{{'C': 1.0}}, {{'C': 2.0}}]), "
+                          f"got {candidates[:3]!r}.")
     values = [float(bound(**fixed, **cand, delta=delta / len(candidates))) for cand in candidates]
     best = min(range(len(values)), key=values.__getitem__)
     return values[best], best
 
 
 # -- Monte Carlo estimation and certificates -----------------------------------------------------
-def mc_risk_bound(risk_mc, m, delta):
+def mc_risk_bound(risk_mc, m, delta, delta_name: str = "delta"):
     """Upper bound on a stochastic classifier's empirical risk from m Monte Carlo draws:
 
     r(Q) <= kl^{-1}(r_m, log(2 / delta) / m),
@@ -349,13 +388,14 @@ def mc_risk_bound(risk_mc, m, delta):
     Args:
         risk_mc: the Monte Carlo estimate r_m in [0, 1]. m: number of draws (>= 1).
         delta: failure probability of this estimate, in (0, 1).
+        delta_name: the name of ``delta`` in error messages (``kl_certificate`` passes "delta_mc").
     Returns:
         The upper bound (float or array).
     """
-    xp, (risk_mc,), scalar = _args(risk_mc)
+    xp, (risk_mc,), scalar = _args(risk_mc, names=("risk_mc",))
     _check_risk(xp, risk_mc, "risk_mc")
     m = check_int(m, "m", 1)
-    return _result(kl_inv_upper(risk_mc, math.log(2 / _check_delta(delta)) / m), scalar)
+    return _result(kl_inv_upper(risk_mc, math.log(2 / _check_delta(delta, delta_name)) / m), scalar)
 
 
 @dataclass(frozen=True)
@@ -409,7 +449,12 @@ def kl_certificate(risk_mc: float, m: int, kl: float, n: int, delta: float = 0.0
         A :class:`Certificate`.
     """
     n_priors = check_int(n_priors, "n_priors", 1)
-    risk_bound = float(mc_risk_bound(float(risk_mc), m, delta_mc))
+    delta, delta_mc = _check_delta(delta), _check_delta(delta_mc, "delta_mc")
+    if delta + delta_mc >= 1:
+        raise CourseError(f"delta + delta_mc = {delta + delta_mc:g} must be < 1: the certificate holds with probability "
+                          f">= 1 - delta - delta_mc. Use e.g. delta=0.025, delta_mc=0.01.")
+    risk_mc, kl = check_real(risk_mc, "risk_mc", finite=False), check_real(kl, "kl", finite=False)
+    risk_bound = float(mc_risk_bound(risk_mc, m, delta_mc, "delta_mc"))
     bound = float(seeger_bound(risk_bound, float(kl), n, _check_delta(delta) / n_priors))
     return Certificate(bound=bound, risk_mc=float(risk_mc), risk_bound=risk_bound, kl=float(kl), n=int(n),
                        m=int(m), delta=float(delta), delta_mc=float(delta_mc), n_priors=n_priors)

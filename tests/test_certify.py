@@ -104,7 +104,7 @@ def test_optimize_posterior_decreases_surrogate_and_tracks_kl(data):
     P = torch.distributions.Normal(w0.double(), math.sqrt(float(lam)))
     Q = torch.distributions.Normal(mu.double(), var.double().sqrt())
     kl = torch.distributions.kl_divergence(Q, P).sum().item()
-    assert float(pb.kl_gaussian(mu.double(), var.double(), w0.double(), float(lam))) == pytest.approx(kl, rel=1e-10)
+    assert float(pb.kl_gaussian(mu.double(), w0.double(), var_q=var.double(), var_p=float(lam))) == pytest.approx(kl, rel=1e-10)
 
 
 def test_certify_posterior_uses_best_grid_prior_and_kl_bound(data):
@@ -112,7 +112,7 @@ def test_certify_posterior_uses_best_grid_prior_and_kl_bound(data):
     w0, w, _ = cf.train_mlp(Xtr, ytr, SIZES, seed=0, epochs=5)
     var = torch.full_like(w, 1e-3)
     cert, lam = cf.certify_posterior(w, var, w0, Xtr, ytr, SIZES, m=200)
-    kls = [float(pb.kl_gaussian(w.double(), var.double(), w0.double(), v)) for v in cf.PRIOR_GRID]
+    kls = [float(pb.kl_gaussian(w.double(), w0.double(), var_q=var.double(), var_p=v)) for v in cf.PRIOR_GRID]
     assert lam == cf.PRIOR_GRID[int(np.argmin(kls))] and cert.kl == pytest.approx(min(kls))
     ref = pb.kl_certificate(cert.risk_mc, 200, min(kls), Xtr.shape[0], n_priors=len(cf.PRIOR_GRID))
     assert cert == ref
