@@ -27,10 +27,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backend import RNG, backend_of, get_backend, namespace, to_float, to_numpy
+from .backend import RNG, backend_of, get_backend, is_torch, namespace, to_float, to_numpy
 from .projections import Ball, Box, Simplex
 from .trace import Recorder, Trace
-from .validation import CourseError, check_array, check_int, check_positive
+from .validation import (CourseError, check_array, check_callable, check_domain, check_finite_sum, check_has,
+                         check_in_range, check_int, check_positive)
+
+_SET = ("project", "lmo", "contains", "diameter")
+
+
+def _check_env(env):
+    return check_has(env, "env", ("K", "dim", "G", "loss", "start"), "an Environment",
+                     "Build one with course_lib.online, e.g. stochastic_linear(Ball(1.0), T, dim) or stochastic_experts(means, T).")
+
 
 __all__ = [
     "LinearLoss", "QuadraticLoss", "SampleLoss", "Hindsight", "best_fixed",
@@ -54,6 +63,8 @@ class LinearLoss:
     """f(x) = <g, x> (the losses of prediction with experts when g = the experts' losses)."""
 
     def __init__(self, g):
+        if not (is_torch(g) or isinstance(g, np.ndarray)):
+            raise CourseError(f"g must be an array (the loss vector of <g, x>), got {type(g).__name__} {g!r:.40}.")
         self.g = g
 
     def value(self, x):
@@ -70,7 +81,9 @@ class QuadraticLoss:
     """f(x) = (alpha/2)||x - z||^2, alpha-strongly convex, gradient alpha (x - z)."""
 
     def __init__(self, z, alpha: float = 1.0):
-        self.z, self.alpha = z, alpha
+        if not (is_torch(z) or isinstance(z, np.ndarray)):
+            raise CourseError(f"z must be an array (the centre of the loss), got {type(z).__name__} {z!r:.40}.")
+        self.z, self.alpha = z, check_positive(alpha, "alpha")
 
     def value(self, x):
         d = x - self.z
@@ -133,6 +146,10 @@ def best_fixed(K, losses):
     Returns:
         (u*, sum_t f_t(u*)) with the value as a float.
     """
+    check_domain(K, _SET, "K")
+    losses = list(losses)
+    if not losses:
+        raise CourseError("losses is empty: the best fixed point needs at least one loss.")
     H = Hindsight(K)
     for f in losses:
         H.add(f)
@@ -181,6 +198,7 @@ class Sequence(Environment):
 
     def __init__(self, K, data, kind: str = "linear", alpha: float = 1.0):
         check_array(data, "data", ndim=2)
+        check_domain(K, _SET, "K")
         if kind not in ("linear", "quadratic"):
             raise CourseError(f"kind must be 'linear' or 'quadratic', got {kind!r}.")
         self.K, self.data, self.kind, self.backend = K, data, kind, backend_of(data)
@@ -213,6 +231,8 @@ class Adaptive(Environment):
     """
 
     def __init__(self, K, dim: int, rule: Callable, G: float, experts: bool = False, backend=None):
+        check_domain(K, _SET, "K")
+        check_callable(rule, "rule", "It maps (t, x_t) to the loss vector g_t.")
         self.K, self.dim, self.rule, self.G = K, check_int(dim, "dim", 1), rule, check_positive(G, "G")
         self.experts, self.backend = experts, get_backend(backend)
 
@@ -229,6 +249,8 @@ class SampledLosses(Environment):
     """
 
     def __init__(self, problem, K, T: int, seed: int = 0, G: float | None = None):
+        check_finite_sum(problem, "SampledLosses")
+        check_domain(K, _SET, "K")
         self.problem, self.K, self.dim, self.backend = problem, K, problem.dim, problem.backend
         self.idx = RNG(seed, problem.backend).integers(0, problem.n, (check_int(T, "T", 1),))
         self.G = check_positive(G, "G") if G is not None else _gradient_bound(problem, K)
@@ -252,16 +274,29 @@ def _gradient_bound(problem, K) -> float:
 def stochastic_linear(K, T: int, dim: int, mean=None, noise: float = 1.0, seed: int = 0, backend=None):
     """Oblivious stochastic linear losses g_t = mean + noise * N(0, I), i.i.d. (a Sequence)."""
     rng = RNG(seed, backend)
-    m = 0.0 if mean is None else rng.backend.asarray(mean)
-    return Sequence(K, m + rng.normal((check_int(T, "T", 1), check_int(dim, "dim", 1)), scale=noise))
+    m = _mean(mean, dim, rng)
+    return Sequence(K, m + rng.normal((check_int(T, "T", 1), check_int(dim, "dim", 1)),
+                                      scale=check_positive(noise, "noise", allow_zero=True)))
+
+
+def _mean(mean, dim, rng):
+    """The environment's mean vector, checked: finite, of length dim (or 0.0 when None)."""
+    if mean is None:
+        return 0.0
+    m = rng.backend.asarray(mean)
+    if m.ndim == 0:
+        check_array(m, "mean")
+        return m
+    return check_array(m, "mean", shape=(check_int(dim, "dim", 1),))
 
 
 def stochastic_quadratic(K, T: int, dim: int, mean=None, noise: float = 1.0, alpha: float = 1.0, seed: int = 0,
                          backend=None):
     """Oblivious stochastic quadratic losses (alpha/2)||x - z_t||^2, z_t = P_K(mean + noise * N(0, I))."""
     rng = RNG(seed, backend)
-    m = 0.0 if mean is None else rng.backend.asarray(mean)
-    Z = m + rng.normal((check_int(T, "T", 1), check_int(dim, "dim", 1)), scale=noise)
+    m = _mean(mean, dim, rng)
+    Z = m + rng.normal((check_int(T, "T", 1), check_int(dim, "dim", 1)),
+                       scale=check_positive(noise, "noise", allow_zero=True))
     xp = namespace(Z)
     return Sequence(K, xp.stack([K.project(Z[t]) for t in range(T)]), "quadratic", alpha)
 
@@ -271,7 +306,7 @@ def stochastic_experts(means, T: int, seed: int = 0, backend=None):
 
     Equal means give the hard instance (regret of order sqrt(T ln N)); a gap lets Hedge lock on.
     """
-    means = np.asarray(means, dtype=float)
+    means = check_array(np.asarray(means, dtype=float), "means", ndim=1)
     if means.ndim != 1 or means.min() < 0 or means.max() > 1:
         raise CourseError(f"means must be a 1-D list of probabilities in [0, 1], got {means!r}.")
     rng = RNG(seed, backend)
@@ -300,11 +335,14 @@ def adaptive_experts(N: int, backend=None):
         xp = namespace(x)
         return xp.astype(xp.arange(x.shape[0], device=getattr(x, "device", None)) == xp.argmax(x), x.dtype)
 
+    N = check_int(N, "N", 1)
     return Adaptive(Simplex(), N, rule, G=1.0, experts=True, backend=backend)
 
 
 def adaptive_linear(dim: int, radius: float = 1.0, G: float = 1.0, backend=None):
     """An adaptive adversary on the ball: g_t = G x_t / ||x_t|| (G e_1 at 0), pushing against the learner."""
+    G, radius = check_positive(G, "G"), check_positive(radius, "radius")
+
     def rule(t, x):
         xp = namespace(x)
         n = to_float(_norm(x))
@@ -364,6 +402,8 @@ def play(env, T: int, x1, step: Callable, state=None, method: str = "online", pa
     Returns:
         The OnlineTrace (losses, cumulative loss and regret at every recorded round).
     """
+    _check_env(env)
+    check_callable(step, "step", "It is the learner's update (t, x, f, g, state) -> (x_next, state).")
     T = check_int(T, "T", 1)
     check_array(x1, "x1", shape=(env.dim,))
     if not env.K.contains(x1):
@@ -388,7 +428,7 @@ def play(env, T: int, x1, step: Callable, state=None, method: str = "online", pa
 
 
 def _start(env, x0):
-    return env.start() if x0 is None else x0
+    return _check_env(env).start() if x0 is None else x0
 
 
 # --- learners -------------------------------------------------------------------------------------
@@ -413,7 +453,7 @@ def ogd(env, T: int, step_size="convex", x0=None, G: float | None = None, D: flo
     Returns:
         The OnlineTrace.
     """
-    K = env.K
+    K = _check_env(env).K
     G = env.G if G is None else check_positive(G, "G")
     D = K.diameter if D is None else check_positive(D, "D")
     alpha = env.alpha if alpha is None else alpha
@@ -482,7 +522,7 @@ def ftrl(env, T: int, eta: float, regularizer: str = "quadratic", **kwargs) -> O
         The OnlineTrace.
     """
     eta = check_positive(eta, "eta")
-    K = env.K
+    K = _check_env(env).K
     if regularizer == "quadratic":
         argmin = lambda S: K.project(-eta * S)
     elif regularizer == "entropic":
@@ -525,7 +565,7 @@ def exponentiated_gradient(env, T: int, eta: float, x0=None, **kwargs) -> Online
         The OnlineTrace.
     """
     eta = check_positive(eta, "eta")
-    if not isinstance(env.K, Simplex) or env.K.radius != 1:
+    if not isinstance(_check_env(env).K, Simplex) or env.K.radius != 1:
         raise CourseError(f"Exponentiated gradient plays on the probability simplex; env.K is {env.K}. "
                           "Use ogd on other sets.")
     x1 = _check_simplex(_start(env, x0), "x0")
@@ -568,7 +608,7 @@ def hedge(env, T: int, eta: float | None = None, **kwargs) -> OnlineTrace:
     Returns:
         The OnlineTrace (exponentiated gradient on the linear losses, with every l_t checked to lie in [0, 1]).
     """
-    N = env.dim
+    N = _check_env(env).dim
     if not isinstance(env.K, Simplex) or env.K.radius != 1:
         raise CourseError(f"Hedge plays distributions over N experts (the simplex); env.K is {env.K}.")
     eta = math.sqrt(8 * math.log(max(N, 2)) / check_int(T, "T", 1)) if eta is None else eta
@@ -591,7 +631,7 @@ def adagrad(env, T: int, eta: float | None = None, x0=None, delta: float = 0.0, 
     Returns:
         The OnlineTrace.
     """
-    K = env.K
+    K = _check_env(env).K
     if not isinstance(K, Box):
         raise CourseError(f"Diagonal AdaGrad needs a box K (its H-norm projection is clipping); env.K is {K}. "
                           "On a ball use ogd(env, T, step_size='adaptive') (AdaGrad-norm).")
@@ -625,6 +665,8 @@ def online_to_batch(problem, T: int, radius: float, learner: Callable = ogd, see
         A Trace with f = F(x_bar_t); info["f_last"] = F(x_t) and info["regret"] = Regret_t(x*) of the online run.
     """
     radius = check_positive(radius, "radius")
+    check_finite_sum(problem, "online_to_batch")
+    T = check_int(T, "T", 1)
     x_star = problem.x_star
     if x_star is None or to_float(_norm(x_star)) > radius:
         need = "a known x_star" if x_star is None else f"radius >= ||x*|| = {to_float(_norm(x_star)):.4g}"
@@ -648,17 +690,30 @@ def online_to_batch(problem, T: int, radius: float, learner: Callable = ogd, see
 
 def ogd_bound(G: float, D: float, t):
     """(3/2) G D sqrt(t): the regret bound of OGD with eta_t = D/(G sqrt t) (Hazan, Thm 3.1)."""
-    return 1.5 * G * D * np.sqrt(np.asarray(t, dtype=float))
+    return 1.5 * check_positive(G, "G") * check_positive(D, "D") * np.sqrt(_rounds(t))
+
+
+def _rounds(t) -> np.ndarray:
+    """Round counts t >= 1 as a float array (bounds are stated for t = 1, 2, ...)."""
+    try:
+        t = np.asarray(t, dtype=float)
+    except (TypeError, ValueError):
+        raise CourseError(f"t must be a round count or an array of them (>= 1), got {t!r:.60}.") from None
+    if t.size == 0 or not np.all(t >= 1) or not np.all(np.isfinite(t)):
+        raise CourseError(f"t must hold round counts >= 1, got min {np.nanmin(t) if t.size else 'nothing'!r}.")
+    return t
 
 
 def strongly_convex_bound(G: float, alpha: float, t):
     """G^2 / (2 alpha) (1 + ln t): the regret bound of OGD with eta_t = 1/(alpha t) (Hazan, Thm 3.3)."""
-    return G**2 / (2 * alpha) * (1 + np.log(np.asarray(t, dtype=float)))
+    G, alpha = check_positive(G, "G", allow_zero=True), check_positive(alpha, "alpha")
+    return G**2 / (2 * alpha) * (1 + np.log(_rounds(t)))
 
 
 def hedge_bound(N: int, t, eta: float | None = None):
     """ln N / eta + eta t / 8 (CBL, Thm 2.2); with eta = None the tuned value sqrt((t / 2) ln N)."""
-    t = np.asarray(t, dtype=float)
+    t, N = _rounds(t), check_int(N, "N", 1)
     if eta is None:
         return np.sqrt(t / 2 * math.log(N))
+    eta = check_positive(eta, "eta")
     return math.log(N) / eta + eta * t / 8
