@@ -15,11 +15,21 @@ from __future__ import annotations
 import math
 
 from .backend import namespace, to_float
-from .validation import CourseError, check_array, check_positive
+from .validation import CourseError, check_array, check_int, check_positive, check_real
 
 __all__ = ["project_box", "project_ball", "project_simplex", "project_l1_ball",
            "prox_l1", "prox_sq_l2", "prox_box", "lmo_simplex", "lmo_l1_ball",
            "Box", "Ball", "Simplex", "L1Ball"]
+
+
+def _point(x, name: str = "x"):
+    """x, checked to be an array (type and dtype only: projections run inside every iteration)."""
+    return check_array(x, name, finite=False)
+
+
+def _bound(v, name: str):
+    """A box bound: a real (inf allowed) or an array."""
+    return v if hasattr(v, "shape") and getattr(v, "ndim", 0) > 0 else check_real(v, name, finite=False)
 
 
 def _norm(x):
@@ -35,9 +45,12 @@ def project_box(x, lo, hi):
     Returns:
         The projection, same shape and backend as x.
     """
-    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
-        raise CourseError(f"The box is empty: lo={lo!r} > hi={hi!r}. Swap them.")
-    return namespace(x).clip(x, lo, hi)
+    _point(x)
+    lo, hi = _bound(lo, "lo"), _bound(hi, "hi")
+    xp = namespace(x)
+    if not bool(xp.all(xp.asarray(lo <= hi))):
+        raise CourseError(f"The box is empty: lo > hi (lo={lo!r:.60}, hi={hi!r:.60}). Swap them.")
+    return xp.clip(x, lo, hi)
 
 
 def project_ball(x, radius: float = 1.0, center=None):
@@ -49,6 +62,9 @@ def project_ball(x, radius: float = 1.0, center=None):
         The projection.
     """
     radius = check_positive(radius, "radius")
+    _point(x)
+    if center is not None:
+        check_array(center, "center", shape=tuple(x.shape))
     d = x if center is None else x - center
     n = to_float(_norm(d))
     if n <= radius:
@@ -105,7 +121,7 @@ def prox_l1(v, t: float):
         argmin_u t ||u||_1 + ||u - v||^2 / 2.
     """
     t = check_positive(t, "t", allow_zero=True)
-    xp = namespace(v)
+    xp = namespace(_point(v, "v"))
     return xp.sign(v) * xp.clip(xp.abs(v) - t, 0.0, None)
 
 
@@ -118,6 +134,7 @@ def prox_sq_l2(v, t: float, lam: float = 1.0):
         argmin_u (lam/2)||u||^2 + ||u - v||^2 / (2t).
     """
     t = check_positive(t, "t", allow_zero=True)
+    _point(v, "v")
     return v / (1.0 + t * check_positive(lam, "lam", allow_zero=True))
 
 
@@ -134,7 +151,8 @@ def lmo_simplex(g, radius: float = 1.0):
     Returns:
         A vertex of the simplex (one nonzero entry).
     """
-    xp = namespace(g)
+    radius = check_positive(radius, "radius")
+    xp = namespace(check_array(g, "g", ndim=1))
     s = xp.zeros_like(g)
     s[int(to_float(xp.argmin(g)))] = radius
     return s
@@ -148,7 +166,8 @@ def lmo_l1_ball(g, radius: float = 1.0):
     Returns:
         A vertex of the l1 ball.
     """
-    xp = namespace(g)
+    radius = check_positive(radius, "radius")
+    xp = namespace(check_array(g, "g", ndim=1))
     i = int(to_float(xp.argmax(xp.abs(g))))
     s = xp.zeros_like(g)
     s[i] = -radius if to_float(g[i]) > 0 else radius
@@ -162,6 +181,7 @@ class _Set:
 
     def contains(self, x, tol: float = 1e-9) -> bool:
         """True if x lies in the set, up to ``tol`` (relative to the set's size)."""
+        tol = check_positive(tol, "tol", allow_zero=True)
         return to_float(_norm(self.project(x) - x)) <= tol * max(1.0, self.diameter)
 
 
@@ -169,9 +189,10 @@ class Box(_Set):
     """The box [lo, hi]^d (lo, hi floats), diameter (hi - lo) sqrt(d)."""
 
     def __init__(self, lo: float, hi: float, dim: int):
-        if not float(lo) < float(hi):
+        lo, hi, dim = check_real(lo, "lo"), check_real(hi, "hi"), check_int(dim, "dim", 1)
+        if not lo < hi:
             raise CourseError(f"Box needs lo < hi, got lo={lo!r}, hi={hi!r}.")
-        self.lo, self.hi, self.dim = float(lo), float(hi), int(dim)
+        self.lo, self.hi, self.dim = lo, hi, dim
         self.diameter = (self.hi - self.lo) * math.sqrt(self.dim)
 
     def project(self, x):
