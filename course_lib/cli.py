@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=None, help="where to create the demo course (default: ./demo_course, replaced)")
     p.add_argument("--jobs", type=int, default=2, help="parallel autograding jobs (default 2)")
     db(p)
+    from .experiments.cli import add_parser as add_experiment
+
+    add_experiment(sub)  # course experiment run|report (Phase II studies)
     return parser
 
 
