@@ -10,6 +10,9 @@ Scaled-form ADMM for min f(x) + g(z) s.t. M x - z = 0 (Boyd, Parikh, Chu, Peleat
 Guarantee ([BPCPE] Sec. 3.2, Appendix A): for closed convex f, g and any rho > 0 the residual
 r_k = M x_k - z_k -> 0 and the objective converges to the optimum; the stopping rule uses the
 primal residual ||r_k|| and the dual residual s_k = rho ||M^T (z_k - z_{k-1})||.
+Residual balancing ([BPCPE] Sec. 3.4.1, used by :func:`admm_lasso`): rho <- 2 rho when ||r|| > 10 ||s||,
+rho <- rho / 2 when ||s|| > 10 ||r|| (and u <- u rho_old / rho_new, the scaled dual); adapting only during
+the first iterations keeps rho eventually fixed, so the convergence guarantee still applies.
 Trend filtering is the splitting of graph trend filtering on a chain graph (Wang, Sharpnack,
 Smola and Tibshirani, JMLR 2016; Ramdas and Tibshirani, JCGS 2016), with D the discrete
 difference operator of order k+1.
@@ -21,7 +24,7 @@ import numpy as np
 from .backend import asarray, get_backend, namespace, to_float
 from .projections import prox_l1
 from .trace import Recorder, Trace
-from .validation import CourseError, check_array, check_int, check_positive
+from .validation import CourseError, check_array, check_int, check_positive, check_same_backend
 
 __all__ = ["admm_lasso", "difference_matrix", "trend_filtering_objective", "admm_trend_filtering"]
 
@@ -32,24 +35,32 @@ def _norm(v):
 
 
 def _admm(name, x_update, M, MT, g_prox, objective, dim_z, like, rho, max_iter, tol, record_every, keep_x,
-          on_divergence, params):
-    """The scaled ADMM loop shared by the lasso and trend filtering (see the module docstring)."""
+          on_divergence, params, adapt_until: int = 0):
+    """The scaled ADMM loop shared by the lasso and trend filtering (see the module docstring).
+
+    ``x_update(z, u, rho)``; with ``adapt_until`` > 0, rho is rebalanced at iterations k <= adapt_until.
+    """
     xp = namespace(like)
+    tol = check_positive(tol, "tol", allow_zero=True)
     z = xp.zeros((dim_z,), dtype=like.dtype, device=getattr(like, "device", None))
     u = xp.zeros_like(z)
-    x = x_update(z, u)
+    x = x_update(z, u, rho)
     rec = Recorder(name, x, max_iter, params=params, record_every=record_every, keep_x=keep_x,
                    on_divergence=on_divergence)
-    go = rec.record(0, x, f=objective(x), calls=1)
+    go = rec.record(0, x, f=objective(x), calls=1, rho=rho)
     for k in range(1, check_int(max_iter, "max_iter") + 1):
         if not go:
             break
-        x = x_update(z, u)
+        x = x_update(z, u, rho)
         Mx = M(x)
         z_old, z = z, g_prox(Mx + u, 1.0 / rho)
         u = u + Mx - z
         r, s = _norm(Mx - z), rho * _norm(MT(z - z_old))
-        go = rec.record(k, x, f=objective(x), calls=1, primal_residual=r, dual_residual=s)
+        go = rec.record(k, x, f=objective(x), calls=1, primal_residual=r, dual_residual=s, rho=rho)
+        if k <= adapt_until and (r > 10 * s or s > 10 * r):  # residual balancing, [BPCPE] Sec. 3.4.1
+            factor = 2.0 if r > 10 * s else 0.5
+            rho, u = rho * factor, u / factor
+            continue  # the stopping test below needs residuals computed with one rho
         scale = max(_norm(Mx), _norm(z), 1.0)
         if tol > 0 and r <= tol * scale and s <= tol * max(rho * _norm(MT(u)), 1.0):
             rec.status, rec.message = "converged", f"residuals r = {r:.3g}, s = {s:.3g} below tol = {tol:g} at iteration {k}"
@@ -58,17 +69,23 @@ def _admm(name, x_update, M, MT, g_prox, objective, dim_z, like, rho, max_iter, 
 
 
 def admm_lasso(A, b, alpha: float, rho: float = 1.0, max_iter: int = 500, tol: float = 1e-10,
-               record_every: int = 1, keep_x="auto", on_divergence: str = "raise") -> Trace:
+               record_every: int = 1, keep_x="auto", on_divergence: str = "raise",
+               adaptive_rho: bool = True, adapt_until: int = 1000) -> Trace:
     """ADMM for the lasso min_x 1/(2n) ||A x - b||^2 + alpha ||x||_1 (scikit-learn's scaling),
     split as f(x) = 1/(2n)||Ax - b||^2, g(z) = alpha ||z||_1, x - z = 0 ([BPCPE] Sec. 6.4):
 
         x_{k+1} = (A^T A / n + rho I)^{-1} (A^T b / n + rho (z_k - u_k))
         z_{k+1} = S_{alpha/rho}(x_{k+1} + u_k),   u_{k+1} = u_k + x_{k+1} - z_{k+1}
 
-    Guarantee: convergence for every rho > 0 ([BPCPE] Appendix A); linear for strongly convex f.
+    Guarantee: convergence for every rho > 0 ([BPCPE] Appendix A); linear for strongly convex f. How fast
+    depends on rho against the scale of the data, so by default rho is adapted by residual balancing
+    (module docstring) during the first ``adapt_until`` iterations. The x-update uses one eigendecomposition
+    A^T A / n = V diag(e) V^T, so a new rho costs nothing: x = V diag(1/(e + rho)) V^T (...).
 
     Args:
-        A: (n, dim) design, b: (n,) targets (NumPy or torch). alpha: l1 weight >= 0. rho: penalty > 0.
+        A: (n, dim) design, b: (n,) targets (NumPy or torch). alpha: l1 weight >= 0. rho: (initial) penalty > 0.
+        adaptive_rho: residual balancing on (default) or a fixed rho. adapt_until: last iteration that may
+            change rho (>= 0).
         max_iter: iterations. tol: relative tolerance on the primal and dual residuals (0: run all).
         record_every, keep_x, on_divergence: see :class:`~course_lib.trace.Recorder`.
     Returns:
@@ -78,19 +95,23 @@ def admm_lasso(A, b, alpha: float, rho: float = 1.0, max_iter: int = 500, tol: f
     check_array(A, "A", ndim=2)
     n, d = (int(s) for s in A.shape)
     check_array(b, "b", shape=(n,))
+    check_same_backend(A, b, names=("A", "b"))
     alpha, rho = check_positive(alpha, "alpha", allow_zero=True), check_positive(rho, "rho")
+    adapt_until = check_int(adapt_until, "adapt_until", 0) if adaptive_rho else 0
     xp = namespace(A)
-    eye = xp.eye(d, dtype=A.dtype, device=getattr(A, "device", None))
-    K_inv = xp.linalg.inv(A.T @ A / n + rho * eye)  # factor once, reuse every iteration
+    e, V = xp.linalg.eigh(A.T @ A / n)  # factor once; any rho reuses it
     Atb = A.T @ b / n
 
     def objective(x):
         r = A @ x - b
         return xp.sum(r * r) / (2 * n) + alpha * xp.sum(xp.abs(x))
 
-    tr = _admm("admm_lasso", lambda z, u: K_inv @ (Atb + rho * (z - u)), lambda x: x, lambda v: v,
+    def x_update(z, u, rho):
+        return V @ ((V.T @ (Atb + rho * (z - u))) / (e + rho))
+
+    tr = _admm("admm_lasso", x_update, lambda x: x, lambda v: v,
                lambda v, t: prox_l1(v, alpha * t), objective, d, A, rho, max_iter, tol, record_every, keep_x,
-               on_divergence, {"alpha": alpha, "rho": rho})
+               on_divergence, {"alpha": alpha, "rho": rho, "adaptive_rho": adaptive_rho}, adapt_until)
     return tr
 
 
@@ -116,6 +137,9 @@ def difference_matrix(n: int, order: int = 1, backend=None):
 
 def trend_filtering_objective(beta, y, lam: float, order: int = 2):
     """1/2 ||y - beta||^2 + lam ||D^{(order)} beta||_1 (trend filtering of degree order - 1)."""
+    check_array(beta, "beta", ndim=1)
+    check_array(y, "y", shape=tuple(beta.shape))
+    lam = check_positive(lam, "lam", allow_zero=True)
     xp = namespace(beta)
     D = asarray(difference_matrix(beta.shape[0], order), like=beta)
     r = y - beta
@@ -156,6 +180,6 @@ def admm_trend_filtering(y, lam: float, order: int = 2, rho: float | None = None
         r = y - beta
         return xp.sum(r * r) / 2 + lam * xp.sum(xp.abs(D @ beta))
 
-    return _admm("admm_trend_filtering", lambda z, u: K_inv @ (y + rho * (D.T @ (z - u))), lambda v: D @ v,
+    return _admm("admm_trend_filtering", lambda z, u, r: K_inv @ (y + rho * (D.T @ (z - u))), lambda v: D @ v,
                  lambda v: D.T @ v, lambda v, t: prox_l1(v, lam * t), objective, n - order, y, rho, max_iter,
                  tol, record_every, keep_x, on_divergence, {"lam": lam, "rho": rho, "order": order})
