@@ -12,7 +12,7 @@ from .backend import get_backend, namespace, to_float, to_numpy
 from .convex import backtracking
 from .problems import Problem
 from .trace import Recorder, Trace
-from .validation import CourseError, check_array, check_int, check_positive
+from .validation import CourseError, check_array, check_in_range, check_int, check_positive, check_seed, check_start
 
 __all__ = ["newton_decrement", "newton", "AnalyticCenter"]
 
@@ -30,6 +30,8 @@ def newton_decrement(g, H):
     Raises:
         CourseError: when H is not positive definite (Newton's direction may then go uphill).
     """
+    check_array(g, "g", ndim=1)
+    check_array(H, "H", shape=(int(g.shape[0]), int(g.shape[0])))
     xp = namespace(g)
     eig_min = to_float(xp.min(xp.linalg.eigvalsh(H)))
     if not eig_min > 0:
@@ -58,9 +60,12 @@ def newton(problem, x0, alpha: float = 0.25, beta: float = 0.5, tol: float = 1e-
     Returns:
         The Trace; ``info["decrement"]`` holds lambda(x_k), ``info["step_size"]`` t_k.
     """
-    x = problem.check_x(x0, "x0")
-    if not (0 < alpha < 0.5 and 0 < beta < 1):
-        raise CourseError(f"newton needs 0 < alpha < 1/2 and 0 < beta < 1, got alpha={alpha!r}, beta={beta!r}.")
+    x = check_start(problem, x0, ("value", "grad", "hess"))
+    if type(problem).hess is Problem.hess:
+        raise CourseError(f"newton needs the Hessian, and {problem.name} has none (only hvp). Use gradient descent, "
+                          "or a problem with hess(x) such as problems.LogisticRegression.")
+    check_in_range(alpha, "alpha", 0.0, 0.5, low_open=True, high_open=True)
+    check_in_range(beta, "beta", 0.0, 1.0, low_open=True, high_open=True)
     tol = check_positive(tol, "tol", allow_zero=True)
     fx = problem.value(x)
     if not math.isfinite(to_float(fx)):
@@ -108,12 +113,14 @@ class AnalyticCenter(Problem):
         self.dim = int(self.A.shape[1])
         check_array(self.b, "b", shape=(int(self.A.shape[0]),))
         self.c = be.asarray(np.zeros(self.dim) if c is None else c)
+        check_array(self.c, "c", shape=(self.dim,))
         self.L, self.mu = None, 0.0
 
     @classmethod
     def random(cls, m: int = 40, dim: int = 10, seed: int = 0, backend=None) -> "AnalyticCenter":
         """A random bounded polyhedron containing 0 (b > 0) and a random linear term."""
-        rng = np.random.default_rng(seed)
+        m, dim = check_int(m, "m", 1), check_int(dim, "dim", 1)
+        rng = np.random.default_rng(check_seed(seed))
         return cls(rng.standard_normal((m, dim)), rng.uniform(1.0, 2.0, m), 0.1 * rng.standard_normal(dim),
                    backend=backend)
 
