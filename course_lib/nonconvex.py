@@ -18,7 +18,8 @@ from .convex import gradient_descent
 from .preliminaries import power_iteration
 from .problems import Problem
 from .trace import Recorder, Trace
-from .validation import CourseError, check_array, check_int, check_positive, check_step_size, need_L
+from .validation import (CourseError, check_array, check_has, check_int, check_positive, check_probability,
+                         check_problem, check_real, check_start, check_step_size, need_L)
 
 __all__ = ["PLFunction", "StrictSaddle", "gd_stationarity_bound", "pl_rate_bound", "noisy_gradient_descent",
            "PGDParams", "pgd_parameters", "uniform_ball", "perturbed_gradient_descent", "predicted_escape_time",
@@ -125,10 +126,23 @@ def gd_stationarity_bound(L: float, f0: float, f_star: float, T) -> np.ndarray:
     Returns:
         The bound for each T, as a NumPy array.
     """
-    T = np.asarray(T, dtype=float)
-    if np.any(T < 1):
-        raise CourseError(f"T must be >= 1 (the number of gradients seen), got min {T.min()!r}.")
-    return 2 * check_positive(L, "L") * (float(f0) - float(f_star)) / T
+    T = _counts(T, "T", 1)
+    f0, f_star = check_real(f0, "f0"), check_real(f_star, "f_star")
+    if f0 < f_star:
+        raise CourseError(f"f0={f0:g} is below f_star={f_star:g}: f_star must be f* or a lower bound of f, so "
+                          "f0 - f_star >= 0. Check the order of the arguments (L, f0, f_star, T).")
+    return 2 * check_positive(L, "L") * (f0 - f_star) / T
+
+
+def _counts(k, name: str, minimum: int) -> np.ndarray:
+    """Iteration counts >= minimum (a number or an array) as a float array."""
+    try:
+        k = np.asarray(k, dtype=float)
+    except (TypeError, ValueError):
+        raise CourseError(f"{name} must be an iteration count or an array of them, got {k!r:.60}.") from None
+    if k.size == 0 or not np.all(np.isfinite(k)) or np.any(k < minimum):
+        raise CourseError(f"{name} must hold finite iteration counts >= {minimum}, got {k!r:.60}.")
+    return k
 
 
 def pl_rate_bound(L: float, mu: float, gap0: float, k) -> np.ndarray:
@@ -145,7 +159,7 @@ def pl_rate_bound(L: float, mu: float, gap0: float, k) -> np.ndarray:
     L, mu = check_positive(L, "L"), check_positive(mu, "mu")
     if mu > L:
         raise CourseError(f"The PL constant mu={mu:g} cannot exceed L={L:g}; check the constants.")
-    return (1 - mu / L) ** np.asarray(k, dtype=float) * float(gap0)
+    return (1 - mu / L) ** _counts(k, "k", 0) * check_positive(gap0, "gap0", allow_zero=True)
 
 
 def noisy_gradient_descent(problem, x0, step_size, sigma: float, max_iter: int = 1000, seed: int = 0,
@@ -164,7 +178,7 @@ def noisy_gradient_descent(problem, x0, step_size, sigma: float, max_iter: int =
     Returns:
         The Trace.
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     max_iter = check_int(max_iter, "max_iter", 0)
     step_size = check_step_size(step_size, problem.L)
     sigma = check_positive(sigma, "sigma", allow_zero=True)
@@ -216,7 +230,7 @@ def pgd_parameters(dim: int, L: float, rho: float, eps: float, delta_f: float, c
     dim = check_int(dim, "dim", 1)
     L, rho, eps = check_positive(L, "L"), check_positive(rho, "rho"), check_positive(eps, "eps")
     delta_f, c = check_positive(delta_f, "delta_f"), check_positive(c, "c")
-    delta = check_positive(delta, "delta")
+    delta = check_probability(delta, "delta")
     if eps > L**2 / rho:
         raise CourseError(f"eps={eps:g} exceeds L^2/rho={L**2 / rho:g}, outside Jin et al.'s Thm 3; use a smaller eps.")
     chi = 3 * max(math.log(dim * L * delta_f / (c * eps**2 * delta)), 4.0)
@@ -227,6 +241,8 @@ def pgd_parameters(dim: int, L: float, rho: float, eps: float, delta_f: float, c
 
 def uniform_ball(rng: RNG, dim: int, radius: float):
     """A point uniform in the ball of ``radius`` in R^dim: radius U^(1/dim) z/||z||, z ~ N(0, I), U ~ U[0, 1]."""
+    check_has(rng, "rng", ("normal", "uniform"), "a course_lib.backend.RNG", "Pass RNG(seed, backend).")
+    dim, radius = check_int(dim, "dim", 1), check_positive(radius, "radius")
     z = rng.normal((dim,))
     u = to_float(rng.uniform((1,))[0])
     return radius * u ** (1.0 / dim) * z / _norm(z)
@@ -254,7 +270,7 @@ def perturbed_gradient_descent(problem, x0, params: PGDParams, max_iter: int = 1
         The Trace; ``info["perturbed"]`` is 1 at the perturbation steps; on termination
         ``x_final`` is x~ and ``status`` is "converged".
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     max_iter = check_int(max_iter, "max_iter", 0)
     if not isinstance(params, PGDParams):
         raise CourseError(f"params must be a PGDParams (use pgd_parameters(...)), got {type(params).__name__}.")
@@ -308,6 +324,7 @@ def escape_time(trace: Trace, saddle, distance: float = 1.0) -> float:
 
     Needs the stored iterates (run with keep_x=True) and a PGD trace with ``info["perturbed"]``.
     """
+    check_has(trace, "trace", ("x", "info", "iteration", "x_iteration"), "a Trace")
     if trace.x is None or "perturbed" not in trace.info:
         raise CourseError("escape_time needs a perturbed_gradient_descent trace run with keep_x=True.")
     hits = trace.iteration[trace.info["perturbed"] == 1]
@@ -326,6 +343,7 @@ def fd_hvp(grad, x, v, h: float = 1e-5):
     Error O(t^2) for C^3 functions plus rounding O(eps/t) (Nocedal & Wright, 2nd ed., Sec. 8.1).
     """
     h = check_positive(h, "h")
+    check_array(v, "v", shape=tuple(x.shape))
     nv = to_float(_norm(v))
     if nv == 0:
         return v * 0
@@ -340,6 +358,9 @@ def hvp(problem, x, v, method: str = "auto", h: float = 1e-5):
     :func:`course_lib.backend.hvp_autograd`), "fd" (finite differences of gradients), or "auto":
     the problem's hvp when it has one, else autograd on torch and finite differences on NumPy.
     """
+    check_problem(problem, ("value", "grad", "hvp", "check_x"))
+    problem.check_x(x, "x")
+    check_array(v, "v", shape=tuple(x.shape))
     own = type(problem).hvp is not Problem.hvp or type(problem).hess is not Problem.hess
     if method == "auto":
         method = "problem" if own else ("autograd" if is_torch(x) else "fd")
@@ -406,6 +427,8 @@ def top_hessian_eigenvalue(problem, x, method: str = "lanczos", k: int = 30, see
     Returns:
         The eigenvalue, as a float.
     """
+    check_problem(problem, ("value", "grad", "hvp", "check_x"))
+    problem.check_x(x, "x")
     v0 = RNG(seed, backend_of(x)).normal((problem.dim,))
 
     def matvec(v):
@@ -434,8 +457,9 @@ def step_size_sweep(problem, x0, step_sizes, max_iter: int = 1000) -> dict:
     error along the top eigenvector is multiplied by |1 - step lambda_max| each step. The Traces of
     diverging runs have status "diverged" and a message saying where.
     """
-    return {float(s): gradient_descent(problem, x0, step_size=float(s), max_iter=max_iter, check_step=False,
-                                       on_divergence="stop") for s in step_sizes}
+    steps = [check_positive(s, f"step_sizes[{i}]") for i, s in enumerate(step_sizes)]
+    return {s: gradient_descent(problem, x0, step_size=s, max_iter=max_iter, check_step=False,
+                                on_divergence="stop") for s in steps}
 
 
 def gd_with_sharpness(problem, x0, step_size: float, max_iter: int = 500, every: int = 10, k: int = 20,
@@ -447,7 +471,7 @@ def gd_with_sharpness(problem, x0, step_size: float, max_iter: int = 500, every:
     Li, Kolter & Talwalkar, "Gradient descent on neural networks typically occurs at the edge of
     stability", ICLR 2021). ``info["sharpness"]`` holds the Lanczos estimates (NaN in between).
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     step_size, every = check_positive(step_size, "step_size"), check_int(every, "every", 1)
     max_iter = check_int(max_iter, "max_iter", 0)
     rec = Recorder("gd_with_sharpness", x, max_iter, params={"step_size": step_size}, keep_x=False,
@@ -475,6 +499,7 @@ def sam_perturbation(g, x, rho: float, adaptive: bool = False, eta: float = 0.01
         eps, shaped like x.
     """
     rho = check_positive(rho, "rho", allow_zero=True)
+    check_array(g, "g", shape=tuple(x.shape), finite=False)
     if adaptive:
         T = namespace(x).abs(x) + check_positive(eta, "eta")
         d, nrm = T * T * g, to_float(_norm(T * g))
@@ -520,9 +545,11 @@ def sam(problem, x0, step_size=None, rho: float = 0.05, max_iter: int = 1000, ad
     Returns:
         The Trace (2 gradients per step).
     """
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
     max_iter = check_int(max_iter, "max_iter", 0)
     step_size = check_step_size(1.0 / need_L(problem) if step_size is None else step_size, problem.L)
+    rho = check_positive(rho, "rho", allow_zero=True)
+    eta = check_positive(eta, "eta") if adaptive else eta
     name = "asam" if adaptive else "sam"
     rec = Recorder(name, x, max_iter, params={"step_size": step_size, "rho": rho, "eta": eta}, tol=tol,
                    record_every=record_every, keep_x=keep_x, on_divergence=on_divergence)
