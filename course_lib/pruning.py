@@ -29,7 +29,9 @@ from .sparsity import accelerated_iht, iht
 from .validation import CourseError, check_array, check_in_range, check_int, check_positive
 
 __all__ = ["LayerReconstruction", "keep_count", "magnitude_mask", "wanda_mask", "refit", "prune_iht",
-           "admm_prune", "reconstruction_error"]
+           "admm_prune", "reconstruction_error", "prune_layer_weights", "prune_linear_layers", "METHODS"]
+
+METHODS = ("magnitude", "wanda", "magnitude+refit", "wanda+refit", "iht", "admm")
 
 
 def _layer(W, X):
@@ -227,10 +229,10 @@ def admm_prune(W, X, sparsity: float, per_output: bool = False, rho: float = 0.1
     start = Z.copy()
     U = np.zeros_like(W)
     objective, changes = [], []
-    eye = np.eye(G.shape[0])
+    lam, Q = np.linalg.eigh(G)                        # (G + r I)^(-1) = Q diag(1/(lam + r)) Q^T for every r
     r = rho * scale
     for _ in range(max_iter):
-        Wp = np.linalg.solve(G + r * eye, GW + r * (Z - U))
+        Wp = Q @ ((Q.T @ (GW + r * (Z - U))) / (lam + r)[:, None])
         Z_new = project(Wp + U)
         changes.append(int(np.sum((Z_new != 0) != (Z != 0))))
         Z = Z_new
@@ -242,3 +244,77 @@ def admm_prune(W, X, sparsity: float, per_output: bool = False, rho: float = 0.1
         out = start                                   # never worse than the refitted starting support
     return out, {"objective": objective, "support_changes": changes}
 
+
+
+def prune_layer_weights(W, X, sparsity: float, method: str = "admm"):
+    """Prune one layer's (d_in, d_out) weights with one of :data:`METHODS`.
+
+    Args:
+        W: weights. X: calibration inputs (n, d_in). sparsity: fraction of zeros.
+        method: "magnitude" (whole layer), "wanda" (per output), either with "+refit" (least squares on
+            the kept weights), "iht" (accelerated IHT + refit) or "admm" (per layer, + refit).
+    Returns:
+        The pruned (d_in, d_out) weights as a float64 NumPy array.
+    """
+    if method not in METHODS:
+        raise CourseError(f"method must be one of {', '.join(METHODS)}; got {method!r}.")
+    W, X = _layer(W, X)
+    base = method.split("+")[0]
+    if base in ("magnitude", "wanda"):
+        mask = magnitude_mask(W, sparsity) if base == "magnitude" else wanda_mask(W, X, sparsity)
+        return refit(W, X, mask) if method.endswith("+refit") else W * mask
+    if method == "iht":
+        return prune_iht(W, X, sparsity)[0]
+    return admm_prune(W, X, sparsity)[0]
+
+
+def prune_linear_layers(model, calibrate, sparsity: float, method: str = "admm", max_rows: int = 4096,
+                        layers=None, seed: int = 0):
+    """Prune every ``nn.Linear`` of a torch model layer by layer, from one calibration pass.
+
+    The inputs of each Linear layer are recorded while ``calibrate(model)`` runs (for a transformer:
+    every token position is a row of X; at most ``max_rows`` rows, a seeded subset, are kept), then each
+    layer's weight W^T is replaced by its pruned version (the bias is kept). This is the one-shot,
+    post-training setting of Wanda and SparseGPT: no retraining.
+
+    Args:
+        model: a torch module. calibrate: function(model) that runs the model on calibration data.
+        sparsity: fraction of zeros per layer. method: one of :data:`METHODS`.
+        max_rows: most calibration rows per layer. layers: only these module names (default: every Linear).
+        seed: seed of the row subset.
+    Returns:
+        A list of dicts, one per pruned layer: name, shape, sparsity, relative reconstruction error.
+    """
+    import torch
+
+    sparsity = check_in_range(sparsity, "sparsity", 0.0, 1.0)
+    max_rows = check_int(max_rows, "max_rows", 1)
+    linears = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+               and (layers is None or name in layers)}
+    if not linears:
+        raise CourseError("prune_linear_layers found no nn.Linear layer to prune"
+                          + (f" among layers={list(layers)!r}" if layers is not None else "") + ".")
+    inputs = {name: [] for name in linears}
+    hooks = [m.register_forward_hook(lambda m, inp, out, name=name: inputs[name].append(
+        inp[0].detach().reshape(-1, m.in_features).double().cpu())) for name, m in linears.items()]
+    try:
+        with torch.no_grad():
+            calibrate(model)
+    finally:
+        for h in hooks:
+            h.remove()
+    rng = np.random.default_rng(seed)
+    report = []
+    for name, layer in linears.items():
+        if not inputs[name]:
+            raise CourseError(f"calibrate(model) never ran layer {name!r}; pass calibration data that reaches it.")
+        X = torch.cat(inputs[name]).numpy()
+        if X.shape[0] > max_rows:
+            X = X[np.sort(rng.choice(X.shape[0], size=max_rows, replace=False))]
+        W = layer.weight.detach().double().cpu().numpy().T.copy()   # not a view: the layer is overwritten
+        Wp = prune_layer_weights(W, X, sparsity, method)
+        with torch.no_grad():
+            layer.weight.copy_(torch.as_tensor(Wp.T, dtype=layer.weight.dtype))
+        report.append({"layer": name, "shape": tuple(W.shape), "sparsity": float(np.mean(Wp == 0)),
+                       "reconstruction_error": reconstruction_error(W, Wp, X)})
+    return report
