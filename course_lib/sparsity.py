@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from .backend import namespace, to_float
 from .trace import Recorder, Trace
-from .validation import CourseError, check_array, check_in_range, check_int, check_step_size, need_L
+from .validation import (CourseError, check_array, check_has, check_in_range, check_int, check_start,
+                         check_step_size, need_L)
 
 __all__ = ["hard_threshold", "iht", "accelerated_iht", "prune_layer", "sparsity_of"]
 
@@ -28,6 +29,7 @@ def hard_threshold(x, s: int, mask=None):
         The thresholded vector, on x's backend.
     """
     check_array(x, "x", ndim=1)
+    _check_mask(mask, x)
     xp = namespace(x)
     n = x.shape[0] if mask is None else int(to_float(xp.sum(xp.astype(mask, x.dtype))))
     s = check_int(s, "s", 0)
@@ -43,8 +45,20 @@ def hard_threshold(x, s: int, mask=None):
     return xp.where(keep, x, 0 * x)
 
 
+def _check_mask(mask, x):
+    """mask: None or a boolean array shaped like x, on x's backend."""
+    if mask is None:
+        return
+    if "bool" not in str(getattr(mask, "dtype", "")):
+        raise CourseError(f"mask must be a boolean array (True where entries are thresholded), got "
+                          f"{type(mask).__name__} of dtype {getattr(mask, 'dtype', None)}. Try mask.astype(bool).")
+    check_array(mask, "mask", shape=tuple(x.shape), finite=False, floating=False)
+
+
 def _run(problem, x0, s, step_size, max_iter, mask, accelerated, tol, record_every, on_divergence):
-    x = problem.check_x(x0, "x0")
+    x = check_start(problem, x0)
+    _check_mask(mask, x)
+    hard_threshold(x, s, mask)  # checks s against the (masked) dimension before any work
     max_iter = check_int(max_iter, "max_iter", 0)
     step_size = check_step_size(1.0 / need_L(problem, "step_size (<= 1/L for monotone steps)")
                                 if step_size is None else step_size, problem.L, limit=1.0 + 1e-12)
@@ -108,6 +122,8 @@ def accelerated_iht(problem, x0, s: int, step_size=None, max_iter: int = 500, ma
 
 def sparsity_of(x, mask=None) -> float:
     """Fraction of exact zeros in x (among the masked entries)."""
+    check_array(x, "x", finite=False)
+    _check_mask(mask, x)
     xp = namespace(x)
     z = xp.astype(x == 0, x.dtype)
     if mask is None:
@@ -131,6 +147,9 @@ def prune_layer(problem, x, layer: int, sparsity: float, method: str = "accelera
     Returns:
         (pruned parameters, Trace or None for "magnitude").
     """
+    check_has(problem, "problem", ("weight_mask", "value", "grad"), "a network problem",
+              "prune_layer prunes one layer of course_lib.nets.MLP; on other problems call iht(problem, x0, s).")
+    sparsity = check_in_range(sparsity, "sparsity", 0.0, 1.0)
     mask = problem.weight_mask(layer)
     n_w = int(to_float(namespace(x).sum(namespace(x).astype(mask, x.dtype))))
     s = int(round((1 - check_in_range(sparsity, "sparsity", 0.0, 1.0)) * n_w))
