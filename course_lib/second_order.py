@@ -172,13 +172,19 @@ class KFAC(torch.optim.Optimizer):
     With a batch of one example, A (x) G is *exactly* that example's Fisher block (tests/test_second_order.py).
 
     Args:
-        model: the ``nn.Module`` whose Linear layers are preconditioned (hooks are registered on it).
-        lr: step size. damping: lambda (> 0). decay: running-average weight of old statistics in [0, 1).
+        params: the model (an ``nn.Module``: its Linear layers are hooked) or its parameters with ``model=``
+            (the experiment harness passes both). lr: step size. damping: lambda (> 0). decay: running-average weight of old statistics in [0, 1).
         momentum: heavy-ball momentum on the preconditioned step. update_every: refresh the inverses every T steps.
     """
 
-    def __init__(self, model: torch.nn.Module, lr: float = 1e-2, damping: float = 1e-3, decay: float = 0.95,
-                 momentum: float = 0.0, update_every: int = 1):
+    def __init__(self, params, lr: float = 1e-2, damping: float = 1e-3, decay: float = 0.95,
+                 momentum: float = 0.0, update_every: int = 1, model: torch.nn.Module | None = None):
+        if isinstance(params, torch.nn.Module):
+            model, params = params, None
+        if model is None:
+            raise CourseError("KFAC needs the model itself (it hooks its nn.Linear layers): KFAC(model, ...) or "
+                              "KFAC(params, model=model).")
+        params = list(model.parameters()) if params is None else list(params)
         check_positive(lr, "lr")
         check_positive(damping, "damping")
         if not 0 <= decay < 1:
@@ -187,7 +193,7 @@ class KFAC(torch.optim.Optimizer):
         if not self.layers:
             raise CourseError("KFAC found no nn.Linear layer in the model; use it on MLPs/transformers "
                               "(or Shampoo, which works on any weight matrix).")
-        super().__init__(model.parameters(), dict(lr=lr, damping=damping, decay=decay, momentum=momentum))
+        super().__init__(params, dict(lr=lr, damping=damping, decay=decay, momentum=momentum))
         self.update_every = check_int(update_every, "update_every", 1)
         self.stats: dict = {}
         self._steps = 0

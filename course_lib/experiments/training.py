@@ -19,6 +19,15 @@ from .oracle import BudgetExhausted, Diverged
 __all__ = ["train_torch"]
 
 
+def _takes_model(factory) -> bool:
+    import inspect
+
+    try:
+        return "model" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def train_torch(workload, make_optimizer, hp: dict, seed: int, budget, curve, metric: str,
                 use_closure: bool = False):
     """Train ``workload.model(seed)`` with ``make_optimizer(params, **hp)`` until the budget is spent.
@@ -36,7 +45,8 @@ def train_torch(workload, make_optimizer, hp: dict, seed: int, budget, curve, me
     torch.manual_seed(seed)
     model = workload.model(seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, **hp)
+    # An optimizer that needs the model itself (K-FAC's layer hooks) declares a `model` keyword and gets it.
+    opt = make_optimizer(params, **hp, **({"model": model} if _takes_model(make_optimizer) else {}))
     X, y = workload.train
     n, bs = X.shape[0], min(workload.batch_size, X.shape[0])
     rng = np.random.default_rng(seed)
@@ -55,8 +65,9 @@ def train_torch(workload, make_optimizer, hp: dict, seed: int, budget, curve, me
             budget.charge("gradients", bs)
             opt.zero_grad()
             loss = workload.loss(model(xb), yb)
-            if not math.isfinite(float(loss)):
-                raise Diverged(f"training loss became {float(loss)} at step {steps}")
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise Diverged(f"training loss became {value} at step {steps}")
             loss.backward()
             return loss
 
