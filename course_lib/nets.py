@@ -16,7 +16,8 @@ from .datasets import load_dataset, train_test_split
 from .nonconvex import fd_hvp, sam_perturbation
 from .problems import FiniteSum, Problem
 from .trace import Recorder, Trace
-from .validation import CourseError, check_array, check_in_range, check_int, check_positive
+from .validation import (CourseError, check_array, check_has, check_in_range, check_int, check_positive, check_seed,
+                         check_start)
 
 __all__ = ["MatrixFactorization", "MLP", "load_digits", "noisy_labels", "train", "accuracy",
            "random_direction", "landscape_1d", "landscape_2d"]
@@ -51,7 +52,8 @@ class MatrixFactorization(Problem):
     @classmethod
     def random(cls, m: int, n: int, rank: int, seed: int = 0, backend=None) -> "MatrixFactorization":
         """A problem whose target is a random rank-``rank`` matrix M = A B^T / sqrt(rank) (so f* = 0)."""
-        rng = np.random.default_rng(seed)
+        m, n, rank = check_int(m, "m", 1), check_int(n, "n", 1), check_int(rank, "rank", 1)
+        rng = np.random.default_rng(check_seed(seed))
         M = rng.standard_normal((m, rank)) @ rng.standard_normal((n, rank)).T / np.sqrt(rank)
         return cls(M, rank, backend=backend)
 
@@ -116,6 +118,11 @@ class MLP(FiniteSum):
             raise CourseError(f"y must hold {self.X.shape[0]} integer class labels >= 0 (one per row of X), "
                               f"got shape {y_np.shape} with values like {np.unique(y_np)[:5]}.")
         self.n_classes = int(y_np.max()) + 1 if n_classes is None else check_int(n_classes, "n_classes", 2)
+        if y_np.max() >= self.n_classes:
+            raise CourseError(f"y holds the class label {int(y_np.max())} but n_classes={self.n_classes}; labels must "
+                              f"lie in 0..n_classes-1. Pass n_classes >= {int(y_np.max()) + 1} (or leave it None).")
+        if isinstance(hidden, (int, np.integer)) or not isinstance(hidden, (list, tuple)):
+            raise CourseError(f"hidden must be a tuple of hidden-layer widths, e.g. hidden=(32,), got {hidden!r}.")
         self.y = self.backend.asarray(y_np)
         self.Y = self.backend.asarray(np.eye(self.n_classes)[y_np.astype(int)])
         self.n = int(self.X.shape[0])
@@ -137,7 +144,8 @@ class MLP(FiniteSum):
 
     def weight_mask(self, layer: int):
         """Boolean mask of the weights W_layer inside theta (for pruning that layer)."""
-        if not -len(self._offsets) <= layer < len(self._offsets):
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or \
+                not -len(self._offsets) <= layer < len(self._offsets):
             raise CourseError(f"layer must be in 0..{len(self._offsets) - 1}, got {layer!r}.")
         s, w, _ = self._offsets[layer]
         mask = np.zeros(self.dim, dtype=bool)
@@ -203,6 +211,9 @@ def accuracy(problem: MLP, theta, X=None, y=None) -> float:
     """Fraction of correctly classified examples (the training set by default)."""
     xp = namespace(theta)
     y = problem.y if y is None else problem.backend.asarray(y)
+    n_rows = int(problem.X.shape[0] if X is None else X.shape[0])
+    if tuple(y.shape) != (n_rows,):
+        raise CourseError(f"y must hold one label per row of X: shape ({n_rows},), got {tuple(y.shape)}.")
     return to_float(xp.mean(xp.astype(problem.predict(theta, X) == y, theta.dtype)))
 
 
@@ -213,7 +224,12 @@ def noisy_labels(y, fraction: float, n_classes: int, seed: int = 0):
         (noisy labels on y's backend, boolean NumPy mask of the flipped examples).
     """
     fraction = check_in_range(fraction, "fraction", 0.0, 1.0)
-    y_np = to_numpy(y).astype(int)
+    n_classes = check_int(n_classes, "n_classes", 2)
+    y_float = np.asarray(to_numpy(y), dtype=float).reshape(-1)
+    if np.any(y_float != np.round(y_float)) or y_float.min() < 0 or y_float.max() >= n_classes:
+        raise CourseError(f"y must hold integer class labels in 0..{n_classes - 1}, got values like "
+                          f"{np.unique(y_float)[:5]}.")
+    y_np = y_float.astype(int)
     rng = np.random.default_rng(seed)
     flip = rng.random(y_np.shape[0]) < fraction
     shift = rng.integers(1, n_classes, y_np.shape[0])
@@ -227,6 +243,7 @@ def load_digits(test_fraction: float = 0.25, label_noise: float = 0.0, seed: int
     Returns:
         (X_train, X_test, y_train, y_test) on ``backend``; labels are floats 0..9, only y_train is noisy.
     """
+    label_noise = check_in_range(label_noise, "label_noise", 0.0, 1.0)
     X, y = load_dataset("digits", standardize=True, backend=backend)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_fraction=test_fraction, seed=seed)
     if label_noise > 0:
@@ -257,8 +274,15 @@ def train(problem: FiniteSum, theta0, method: str = "sgd", step_size: float = 0.
     """
     if method not in ("sgd", "sam", "asam"):
         raise CourseError(f"method must be 'sgd', 'sam' or 'asam', got {method!r}.")
-    theta = problem.check_x(theta0, "theta0")
+    check_has(problem, "problem", ("grad_batch", "n", "value", "grad", "check_x", "predict"), "a classification "
+              "finite sum", "Use course_lib.nets.MLP(X, y, hidden=(32,)).")
+    theta = check_start(problem, theta0, name="theta0")
     step_size, epochs = check_positive(step_size, "step_size"), check_int(epochs, "epochs", 0)
+    rho = check_positive(rho, "rho", allow_zero=True)
+    eta = check_positive(eta, "eta")
+    if test is not None and not (isinstance(test, (list, tuple)) and len(test) == 2):
+        raise CourseError(f"test must be a pair (X_test, y_test), got {type(test).__name__} of length "
+                          f"{len(test) if hasattr(test, '__len__') else '?'}.")
     batch_size = min(check_int(batch_size, "batch_size", 1), problem.n)
     rng = RNG(seed, backend_of(theta))
     rec = Recorder(method, theta, epochs, params={"step_size": step_size, "rho": rho, "batch_size": batch_size,
@@ -294,6 +318,8 @@ def random_direction(problem: MLP, theta, seed: int = 0):
     the same column of theta; bias directions are set to 0. Slices along such directions are
     comparable between networks whose weights have different scales.
     """
+    check_has(problem, "problem", ("params", "dim"), "a course_lib.nets.MLP",
+              "Filter normalisation needs the network's layers; on other problems use RNG(seed).normal((dim,)).")
     xp = namespace(theta)
     d = RNG(seed, backend_of(theta)).normal((problem.dim,))
     parts = []
@@ -309,10 +335,24 @@ def landscape_1d(f, x, direction, alphas) -> np.ndarray:
     With d = x_B - x_A and alphas in [0, 1] this is the linear interpolation between two solutions
     (Goodfellow, Vinyals & Saxe, ICLR 2015).
     """
-    return np.array([to_float(f(x + float(a) * direction)) for a in np.asarray(alphas, dtype=float)])
+    check_array(direction, "direction", shape=tuple(x.shape))
+    return np.array([to_float(f(x + float(a) * direction)) for a in _grid(alphas, "alphas")])
+
+
+def _grid(values, name):
+    """A 1-D grid of finite step lengths as a float array."""
+    try:
+        grid = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise CourseError(f"{name} must be a list or array of numbers, got {values!r:.60}.") from None
+    if not np.all(np.isfinite(grid)):
+        raise CourseError(f"{name} must hold finite numbers, got {values!r:.60}.")
+    return grid
 
 
 def landscape_2d(f, x, d1, d2, alphas, betas) -> np.ndarray:
     """The 2-D slice f(x + alpha d1 + beta d2) on a grid: array of shape (len(betas), len(alphas))."""
-    return np.array([[to_float(f(x + float(a) * d1 + float(b) * d2)) for a in np.asarray(alphas, dtype=float)]
-                     for b in np.asarray(betas, dtype=float)])
+    check_array(d1, "d1", shape=tuple(x.shape))
+    check_array(d2, "d2", shape=tuple(x.shape))
+    return np.array([[to_float(f(x + float(a) * d1 + float(b) * d2)) for a in _grid(alphas, "alphas")]
+                     for b in _grid(betas, "betas")])
