@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import RNG, backend_of, namespace, to_float, to_numpy
-from .validation import CourseError, check_array, check_int, check_positive
+from .validation import CourseError, check_array, check_callable, check_int, check_positive, check_problem
 
 __all__ = ["fd_gradient", "fd_hessian", "check_gradient", "check_hessian", "taylor_remainders",
            "power_iteration", "smoothness_constant", "QuadraticConstants", "quadratic_constants",
@@ -36,6 +36,7 @@ def fd_gradient(f, x, h: float = 1e-6):
     Returns:
         The (d,) gradient estimate on x's backend.
     """
+    check_callable(f, "f", "It is the objective x -> f(x).")
     check_array(x, "x", ndim=1)
     h = check_positive(h, "h")
     xp = namespace(x)
@@ -54,6 +55,7 @@ def fd_hessian(grad, x, h: float = 1e-5):
     Returns:
         The (d, d) Hessian estimate on x's backend.
     """
+    check_callable(grad, "grad", "It is the gradient x -> grad f(x).")
     check_array(x, "x", ndim=1)
     h = check_positive(h, "h")
     xp = namespace(x)
@@ -94,8 +96,10 @@ def check_gradient(f, grad, x, h: float = 1e-6, rtol: float = 1e-6) -> GradientC
     Returns:
         A :class:`GradientCheck` (truthy when the gradient agrees).
     """
-    g = to_numpy(grad(x)).astype(float).reshape(-1)
+    check_callable(grad, "grad", "It is the claimed gradient x -> grad f(x).")
+    rtol = check_positive(rtol, "rtol")
     g_fd = to_numpy(fd_gradient(f, x, h)).astype(float)
+    g = to_numpy(grad(x)).astype(float).reshape(-1)
     if g.shape != g_fd.shape:
         raise CourseError(f"grad(x) has shape {g.shape} but x has shape {tuple(x.shape)}: a gradient has x's shape.")
     err = np.abs(g - g_fd)
@@ -105,6 +109,8 @@ def check_gradient(f, grad, x, h: float = 1e-6, rtol: float = 1e-6) -> GradientC
 
 def check_hessian(grad, hess, x, h: float = 1e-5, rtol: float = 1e-5) -> GradientCheck:
     """Compare an analytic Hessian with finite differences of the gradient (flattened comparison)."""
+    check_callable(hess, "hess", "It is the claimed Hessian x -> nabla^2 f(x).")
+    rtol = check_positive(rtol, "rtol")
     H = to_numpy(hess(x)).astype(float)
     H_fd = to_numpy(fd_hessian(grad, x, h)).astype(float)
     if H.shape != H_fd.shape:
@@ -131,7 +137,11 @@ def taylor_remainders(f, grad, x, direction, hess=None, hs=None):
     """
     check_array(x, "x", ndim=1)
     check_array(direction, "direction", shape=(x.shape[0],))
-    hs = np.logspace(-1, -5, 9) if hs is None else np.asarray(hs, dtype=float)
+    check_callable(f, "f")
+    check_callable(grad, "grad")
+    hs = np.logspace(-1, -5, 9) if hs is None else np.asarray(hs, dtype=float).reshape(-1)
+    if hs.size < 2 or not np.all(np.isfinite(hs)) or np.any(hs <= 0):
+        raise CourseError(f"hs must hold at least two finite step sizes > 0 (the slopes are fitted on log h), got {hs!r}.")
     f0 = to_float(f(x))
     gd = to_float(namespace(x).sum(grad(x) * direction))
     dHd = to_float(namespace(x).sum(direction * (hess(x) @ direction))) if hess is not None else None
@@ -168,8 +178,10 @@ def power_iteration(matvec, v0, max_iter: int = 1000, tol: float = 1e-10):
     Returns:
         (eigenvalue estimate as float, unit eigenvector on v0's backend, iterations used).
     """
+    check_callable(matvec, "matvec", "It is v -> A v, e.g. lambda v: problem.hvp(x, v).")
     check_array(v0, "v0", ndim=1)
     max_iter = check_int(max_iter, "max_iter", 1)
+    tol = check_positive(tol, "tol", allow_zero=True)
     xp = namespace(v0)
     nrm = to_float(xp.sqrt(xp.sum(v0 * v0)))
     if nrm == 0:
@@ -199,7 +211,8 @@ def smoothness_constant(problem, x=None, seed: int = 0, max_iter: int = 1000, to
     Returns:
         The largest-magnitude Hessian eigenvalue at x, as float.
     """
-    x = problem.zeros() if x is None else x
+    check_problem(problem, ("hvp", "zeros", "check_x", "dim"))
+    x = problem.zeros() if x is None else problem.check_x(x, "x")
     v0 = RNG(seed, backend_of(x)).normal((problem.dim,))
     lam, _, _ = power_iteration(lambda v: problem.hvp(x, v), v0, max_iter=max_iter, tol=tol)
     return lam
