@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from .backend import to_float, to_numpy
+from .validation import CourseError, check_int, check_real
 
 __all__ = ["plot_convergence", "plot_rate", "plot_contour", "plot_curves", "RATES"]
 
@@ -44,18 +45,25 @@ def plot_convergence(traces, f_star: float | None = None, quantity: str = "gap",
     Returns:
         The matplotlib Axes.
     """
-    ax = _ax(ax)
     if isinstance(traces, Mapping):
         labels, traces = list(traces.keys()), list(traces.values())
     elif not isinstance(traces, (list, tuple)):
         traces = [traces]
-    labels = list(labels) if labels is not None else [t.method for t in traces]
+    traces = _traces(traces)
+    labels = _labels(labels, traces)
+    if quantity not in ("gap", "f", "grad_norm", "min_grad_norm"):
+        raise CourseError(f"quantity must be 'gap', 'f', 'grad_norm' or 'min_grad_norm', got {quantity!r}.")
+    if x_axis not in ("iteration", "oracle_calls", "time"):
+        raise CourseError(f"x_axis must be 'iteration', 'oracle_calls' or 'time', got {x_axis!r}.")
+    if quantity == "gap":
+        if f_star is None:
+            raise CourseError("quantity='gap' needs f_star (e.g. problem.f_star), or use quantity='f'.")
+        f_star = check_real(f_star, "f_star")
+    ax = _ax(ax)
     for tr, label in zip(traces, labels):
         xs = {"iteration": tr.iteration, "oracle_calls": tr.oracle_calls, "time": tr.time}[x_axis]
         if quantity == "gap":
-            if f_star is None:
-                raise ValueError("quantity='gap' needs f_star (e.g. problem.f_star).")
-            ys = tr.f - float(f_star)
+            ys = tr.f - f_star
         elif quantity == "min_grad_norm":
             ys = tr.min_grad_norm()
         else:
@@ -73,10 +81,32 @@ def plot_convergence(traces, f_star: float | None = None, quantity: str = "gap",
     return ax
 
 
+def _traces(traces):
+    """Traces (anything with method, iteration and f), checked."""
+    for i, tr in enumerate(traces):
+        if not all(hasattr(tr, a) for a in ("method", "iteration", "f")):
+            raise CourseError(f"traces[{i}] must be a Trace (what course_lib's methods return), got "
+                              f"{type(tr).__name__} {tr!r:.40}.")
+    return list(traces)
+
+
+def _labels(labels, items):
+    """Legend labels: one per curve (default: the traces' methods)."""
+    if labels is None:
+        return [t.method for t in items]
+    labels = list(labels)
+    if len(labels) != len(items):
+        raise CourseError(f"labels has {len(labels)} entries for {len(items)} curves; give one label per curve.")
+    return labels
+
+
 def plot_rate(ax, k, bound, label: str, **kwargs):
     """Draw a theoretical bound (an array over iterations k) as a dashed reference line."""
     k = np.asarray(k, dtype=float)
     bound = np.asarray(bound, dtype=float)
+    if bound.shape != k.shape and bound.ndim != 0:
+        raise CourseError(f"bound must have one value per k: k has shape {k.shape}, bound {bound.shape}.")
+    bound = np.broadcast_to(bound, k.shape)
     style = {"linestyle": "--", "color": "black", "alpha": 0.7, **kwargs}
     ax.plot(k, np.where(bound > 0, bound, np.nan), label=label, **style)
     ax.legend()
@@ -89,6 +119,8 @@ def plot_curves(curves: Mapping[str, tuple], ax=None, logx: bool = False, logy: 
 
     Used for regret curves (chapter 3) and bound comparisons (chapter 5).
     """
+    if not isinstance(curves, Mapping):
+        raise CourseError(f"curves must be a dict label -> (x, y), got {type(curves).__name__}.")
     ax = _ax(ax)
     for label, (x, y) in curves.items():
         ax.plot(to_numpy(x), to_numpy(y), label=label)
@@ -118,8 +150,13 @@ def plot_contour(problem, traces=(), xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), levels:
     Returns:
         The matplotlib Axes.
     """
-    if problem.dim != 2:
-        raise ValueError(f"plot_contour needs a 2-D problem, got dim={problem.dim}.")
+    if getattr(problem, "dim", None) != 2 or not hasattr(problem, "value"):
+        raise CourseError(f"problem: plot_contour needs a 2-D problem, got dim={getattr(problem, 'dim', None)} "
+                          f"({type(problem).__name__}).")
+    for lim, name in ((xlim, "xlim"), (ylim, "ylim")):
+        if len(lim) != 2 or not check_real(lim[0], f"{name}[0]") < check_real(lim[1], f"{name}[1]"):
+            raise CourseError(f"{name} must be a pair (low, high) with low < high, got {lim!r}.")
+    levels, n_grid = check_int(levels, "levels", 1), check_int(n_grid, "n_grid", 2)
     ax = _ax(ax)
     prob = problem.to("numpy")
     xs = np.linspace(*xlim, n_grid)
@@ -133,10 +170,11 @@ def plot_contour(problem, traces=(), xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), levels:
         ax.contour(xs, ys, Z, levels=levels, cmap="viridis", linewidths=0.8)
     if not isinstance(traces, (list, tuple)):
         traces = [traces]
-    labels = list(labels) if labels is not None else [t.method for t in traces]
+    traces = _traces(traces)
+    labels = _labels(labels, traces)
     for tr, label in zip(traces, labels):
         if tr.x is None:
-            raise ValueError(f"Trace of {tr.method} stored no iterates; run it with keep_x=True.")
+            raise CourseError(f"traces: the Trace of {tr.method} stored no iterates; run it with keep_x=True.")
         ax.plot(tr.x[:, 0], tr.x[:, 1], ".-", ms=3, lw=1, label=label)
     if problem.x_star is not None:
         xs_ = to_numpy(problem.x_star)
