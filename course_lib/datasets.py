@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_backend
-from .validation import CourseError, check_int, check_positive
+from .validation import CourseError, check_int, check_positive, check_real, check_seed
 
 __all__ = ["random_spd", "make_regression", "make_classification", "load_dataset", "digits_binary",
            "train_test_split", "BUNDLED", "PLAYS", "shakespeare_text", "shakespeare_lines"]
@@ -33,7 +33,7 @@ def random_spd(dim: int, cond: float = 10.0, seed: int = 0, mu: float = 1.0) -> 
     if cond < 1:
         raise CourseError(f"cond must be >= 1 (it is lambda_max / lambda_min), got {cond!r}.")
     mu = check_positive(mu, "mu")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
     q = q * np.sign(np.diag(r))
     lam = mu * np.logspace(0, np.log10(cond), dim) if dim > 1 else np.array([mu])
@@ -52,7 +52,10 @@ def make_regression(n: int = 200, dim: int = 10, noise: float = 0.1, seed: int =
         (A, b, x_true) on ``backend``.
     """
     n, dim = check_int(n, "n", 1), check_int(dim, "dim", 1)
-    rng = np.random.default_rng(seed)
+    noise, cond = check_positive(noise, "noise", allow_zero=True), check_positive(cond, "cond")
+    if cond < 1:
+        raise CourseError(f"cond must be >= 1 (it is lambda_max / lambda_min of the columns' covariance), got {cond!r}.")
+    rng = np.random.default_rng(check_seed(seed))
     A = rng.standard_normal((n, dim))
     if cond != 1.0:
         A = A @ np.linalg.cholesky(random_spd(dim, cond=cond, seed=seed + 7)).T
@@ -69,9 +72,9 @@ def make_classification(n: int = 200, dim: int = 10, seed: int = 0, flip: float 
         (X, y, w_true) on ``backend``.
     """
     n, dim = check_int(n, "n", 1), check_int(dim, "dim", 1)
-    if not 0 <= flip <= 0.5:
+    if not 0 <= check_real(flip, "flip") <= 0.5:
         raise CourseError(f"flip must be a label-noise fraction in [0, 0.5], got {flip!r}.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     X = rng.standard_normal((n, dim))
     w = rng.standard_normal(dim)
     y = np.where(X @ w >= 0, 1.0, -1.0)
@@ -118,9 +121,11 @@ def train_test_split(X, y, test_fraction: float = 0.25, seed: int = 0):
     from .backend import backend_of, to_numpy
 
     n = X.shape[0]
-    if not 0 < test_fraction < 1:
+    if not 0 < check_real(test_fraction, "test_fraction") < 1:
         raise CourseError(f"test_fraction must lie in (0, 1), got {test_fraction!r}.")
-    perm = np.random.default_rng(seed).permutation(n)
+    if y.shape[0] != n:
+        raise CourseError(f"y must have one entry per row of X: X has {n} rows, y has {y.shape[0]}.")
+    perm = np.random.default_rng(check_seed(seed)).permutation(n)
     n_test = max(1, int(round(test_fraction * n)))
     te, tr = perm[:n_test], perm[n_test:]
     be = backend_of(X)
@@ -185,8 +190,12 @@ def shakespeare_lines(plays=None, min_chars: int = 20, max_lines_per_play: int |
     """
     import re
 
+    if isinstance(plays, str):
+        raise CourseError(f"plays must be a list of play names, got the string {plays!r}; pass [{plays!r}].")
     plays = list(plays) if plays is not None else [p for p, g in PLAYS.items() if g != "history"]
     min_chars = check_int(min_chars, "min_chars", 1)
+    if max_lines_per_play is not None:
+        max_lines_per_play = check_int(max_lines_per_play, "max_lines_per_play", 1)
     rng = np.random.default_rng(seed)
     heading = re.compile(r"^(ACT|SCENE|EPILOGUE|PROLOGUE)\b|^[A-Z][A-Z ,.'&-]+\.$")
     lines, genres, names = [], [], []
