@@ -148,6 +148,7 @@ def cma_es(oracle, x0, *, seed: int = 0, sigma0: float = 0.5, popsize: int = Non
     if popsize:
         opts["popsize"] = int(popsize)
     es = cma.CMAEvolutionStrategy(np.asarray(to_numpy(x0), dtype=float), sigma0, opts)
+    oracle.observe(x0)  # the curve follows the mean of the search distribution, not the sampled points
     while True:
         xs = es.ask()
         es.tell(xs, [to_float(oracle.value(oracle.asarray(z))) for z in xs])

@@ -107,17 +107,21 @@ class Curve:
     def reached(self, m: float) -> bool:
         return self.target is not None and (m <= self.target if self.goal == "min" else m >= self.target)
 
-    def add(self, spent: float, m: float, force: bool = False) -> None:
-        """Log metric value ``m`` at budget ``spent``; raise Diverged on NaN/inf or a blow-up."""
+    def add(self, spent: float, m: float, force: bool = False, replace: bool = False) -> None:
+        """Log metric value ``m`` at budget ``spent``; raise Diverged on NaN/inf or a blow-up.
+
+        A second point at the same budget is dropped (the first one stays) unless ``replace``.
+        """
         m = float(m)
         if self._m0 is None:
             self._m0 = m
         if self.time_to_target is None and self.reached(m):
             self.time_to_target = float(spent)
             force = True
-        if force or not self.budget or spent - self._last_logged >= self.log_every or not math.isfinite(m):
-            if self.budget and self.budget[-1] == spent:  # same budget: keep the latest point
-                self.budget.pop(), self.metric.pop()
+        if self.budget and self.budget[-1] == spent:  # same budget: keep the first point, or replace it
+            if replace or not math.isfinite(m):
+                self.metric[-1] = m
+        elif force or not self.budget or spent - self._last_logged >= self.log_every or not math.isfinite(m):
             self.budget.append(float(spent))
             self.metric.append(m)
             self._last_logged = spent
@@ -158,12 +162,19 @@ class CountingOracle:
                 setattr(self, name, getattr(problem, name))
 
     # -- logging -------------------------------------------------------------------------------
-    def _log(self, x, force: bool = False) -> None:
+    def _log(self, x, force: bool = False, replace: bool = False) -> None:
         self.last_point = x
-        self.curve.add(self.budget.spent(), self._metric(x), force=force)
+        self.curve.add(self.budget.spent(), self._metric(x), force=force, replace=replace)
+
+    def start(self, x0) -> None:
+        """Log the starting point at budget 0 (the harness calls this before the method runs)."""
+        self._log(x0, force=True)
 
     def observe(self, x) -> None:
-        """Report the method's current iterate (then only observed points enter the curve)."""
+        """Report the method's current iterate (from the first call on, only observed points enter the curve).
+
+        Methods that query the oracle away from their iterates (zeroth-order estimators) call it with x0
+        first, then after every step."""
         self._observed = True
         self._log(x)
 
@@ -218,7 +229,7 @@ class CountingOracle:
         """Log the final point (the method's return value, else the last queried point)."""
         x = self.last_point if x is None else x
         if x is not None:
-            self._log(x, force=True)
+            self._log(x, force=True, replace=True)
 
     def __repr__(self) -> str:
         return f"CountingOracle({self._problem!r}, {self.budget.unit}={self.budget.spent():g}/{self.budget.amount:g})"

@@ -28,14 +28,14 @@ MAX_CURVE_POINTS = 400
 _CACHE: dict = {}
 
 
-def _setup_worker() -> None:
-    try:
+def _setup_worker(need_torch: bool = False) -> None:
+    """One torch thread and deterministic kernels (torch is imported only when loaded or needed)."""
+    if need_torch or "torch" in sys.modules:
         import torch
 
-        torch.set_num_threads(1)
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True)
-    except ImportError:  # torch is optional for vector studies
-        pass
 
 
 def build_workload(spec: dict, study_dir: str | None = None):
@@ -92,6 +92,7 @@ def execute(spec: dict) -> dict:
         hp = dict(spec["config"])
         val_metric = w.get("validation_metric") or workload.validation_metric(metric)
         if workload.kind == "torch":
+            _setup_worker(need_torch=True)
             if m["kind"] != "optimizer":
                 raise CourseError(f"method {m['name']!r} has kind = {m['kind']!r} but workload {w['name']!r} is a "
                                   "torch model; use kind = \"optimizer\" (a torch.optim-style class).")
@@ -106,6 +107,7 @@ def execute(spec: dict) -> dict:
                                   "vector problem; use kind = \"algorithm\" (f(oracle, x0, *, seed, **hp)).")
             oracle = CountingOracle(workload.problem, budget, lambda x: workload.evaluate(metric, x), curve)
             x0 = workload.initial_point(spec["seed"])
+            oracle.start(x0)
             try:
                 out = target(oracle, x0, seed=spec["seed"], **hp)
                 final_x = getattr(out, "x_final", out)
