@@ -223,11 +223,20 @@ class RNG:
             torch = _torch()
             self._gen = torch.Generator(device=self.backend.device).manual_seed(self.seed)
 
+    @staticmethod
+    def _shape(shape):
+        """A shape (int or tuple of ints >= 0), checked: negative or fractional sizes are refused."""
+        from .validation import check_int
+
+        dims = (shape,) if not isinstance(shape, (tuple, list)) else tuple(shape)
+        return tuple(check_int(d, "shape", 0) for d in dims)
+
     def _out(self, arr, dtype=DEFAULT_DTYPE):
         return self.backend.asarray(arr, dtype=dtype)
 
     def normal(self, shape, scale: float = 1.0, dtype: str = DEFAULT_DTYPE):
         """Standard normal samples times ``scale``."""
+        shape = self._shape(shape)
         if self.native:
             torch = _torch()
             return scale * torch.randn(shape, generator=self._gen, device=self.backend.device,
@@ -236,6 +245,7 @@ class RNG:
 
     def uniform(self, shape, low: float = 0.0, high: float = 1.0, dtype: str = DEFAULT_DTYPE):
         """Uniform samples on [low, high)."""
+        shape = self._shape(shape)
         if self.native:
             torch = _torch()
             u = torch.rand(shape, generator=self._gen, device=self.backend.device, dtype=getattr(torch, dtype))
