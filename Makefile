@@ -8,12 +8,12 @@ PIP    := $(PY) -m pip
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lab bench lock release clean help
+.PHONY: install demo test test-fast lab install-services bench lock release clean help
 
 help:
 	@echo "make demo    - run the whole grading pipeline on example submissions"
 	@echo "make test    - run the full test suite"
-	@echo "make lab     - open JupyterLab on the course"
+	@echo "make lab     - open JupyterLab on the course (nbgrader exchange in ./exchange)"
 	@echo "make bench   - run the benchmarks (results in benchmarks/results/)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -37,7 +37,11 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	$(VENV)/bin/course lab
+
+# Debian's chromium and postgresql, configurable-http-proxy from npm (idempotent)
+install-services:
+	bash scripts/install-services.sh
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -22,3 +22,13 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "
 # Student code gets 60 s per cell in the kernel that nbgrader runs.
 c.ExecutePreprocessor.timeout = 60
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# The exchange lives in the course working directory (never committed). Its root is never made world-writable
+# and collect refuses submissions not owned by their student (course_lib/grading/exchange.py, nbgrader #1225).
+c.Exchange.root = os.path.join(c.CourseDirectory.root, "exchange")
+c.ExchangeFactory.release_assignment = "course_lib.grading.exchange.CourseReleaseAssignment"
+c.ExchangeFactory.collect = "course_lib.grading.exchange.CourseCollect"
+c.ExchangeFactory.fetch_assignment = "course_lib.grading.exchange.CourseFetchAssignment"
+c.ExchangeFactory.fetch_feedback = "course_lib.grading.exchange.CourseFetchFeedback"
+c.ExchangeFactory.list = "course_lib.grading.exchange.CourseList"
+c.ExchangeFactory.submit = "course_lib.grading.exchange.CourseSubmit"

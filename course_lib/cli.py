@@ -43,6 +43,10 @@ def _cmd_release(args) -> int:
     for hw in args.assignment:
         path = release(course, hw)
         print(f"released {hw} -> {path}")
+        if not args.no_publish:
+            from .grading.exchange import publish
+
+            print(f"published {hw} -> {publish(course, hw)} (students fetch it from the Assignment List)")
     return 0
 
 
@@ -64,6 +68,10 @@ def _cmd_feedback(args) -> int:
     paths = feedback(course, args.assignment, students=args.student or None, db_url=args.db_url)
     for p in paths:
         print(f"feedback: {p}")
+    if args.release:
+        from .grading.exchange import release_feedback
+
+        print(f"released {len(release_feedback(course, args.assignment))} feedback file(s) to the exchange")
     return 0
 
 
@@ -71,9 +79,16 @@ def _cmd_grades(args) -> int:
     from .grading.pipeline import export_grades, format_grade_table
 
     course = find_course_dir(args.course_dir)
+    from .grading.late import apply_late_penalties
+
+    apply_late_penalties(course, db_url=args.db_url)  # penalties follow manual grading done since autograde
     rows, path = export_grades(course, args.output, db_url=args.db_url)
     print(format_grade_table(rows))
     print(f"\ngrades written to {path}")
+    if args.format:
+        from .grading.lms import write_grade_csv
+
+        print(f"{args.format} grade-centre CSV: {write_grade_csv(course, rows, args.format, roster=args.students)}")
     return 0
 
 
@@ -113,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("release", _cmd_release, "Generate the student version of assignments (nbgrader generate_assignment).")
     p.add_argument("assignment", nargs="+", help="assignment name(s), e.g. hw00_preliminaries")
+    p.add_argument("--no-publish", action="store_true", help="do not publish to the exchange (release_assignment)")
     p = add("autograde", _cmd_autograde, "Autograde submitted/<student>/HW with nbgrader, then re-score every "
                                          "autograded cell with the trusted, sandboxed runner.")
     p.add_argument("assignment")
@@ -122,10 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     db(p)
     p = add("feedback", _cmd_feedback, "Generate HTML feedback (trusted verdicts; hidden tests' source not shown).")
     p.add_argument("assignment")
+    p.add_argument("--release", action="store_true", help="also return it to students (nbgrader release_feedback)")
     p.add_argument("--student", action="append", help="only this student (repeatable)")
     db(p)
     p = add("grades", _cmd_grades, "Export all grades to a CSV file and print the grade table.")
     p.add_argument("--output", default="grades.csv", help="CSV path (default grades.csv in the course directory)")
+    p.add_argument("--format", choices=["blackboard", "canvas", "moodle"], help="also write grades-<format>.csv "
+                                                                                "for the LMS's grade import")
+    p.add_argument("--students", help="roster CSV (names, LMS ids) for --format")
     db(p)
     p = add("check", _cmd_check, "Check an assignment: the reference solution passes, and the hidden tests catch "
                                  "mutants of it (>= the min_mutation_score of grading.toml).")
@@ -140,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments.cli import add_parser as add_experiment
 
     add_experiment(sub)  # course experiment run|report (Phase II studies)
+    from .grading import exchange
+
+    p = add("collect", exchange.cli_collect, "Collect submissions into submitted/ (nbgrader collect from the "
+                                             "exchange, or zip_collect from an LMS archive with --zip).")
+    exchange.add_collect_arguments(p)
+    exchange.add_lab_arguments(add("lab", exchange.cli_lab, "Start JupyterLab on the course (exchange ready)."))
     return parser
 
 

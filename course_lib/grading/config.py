@@ -24,6 +24,9 @@ class AssignmentConfig:
     cell_timeout_s: float = 60.0
     min_mutation_score: float = 0.95
     mutant_timeout_s: float = 5.0
+    due: object = None  # due date (TOML datetime or ISO string, UTC if no offset); see course_lib.grading.late
+    late_penalty_per_day: float = 0.0  # share of the score lost per started day late
+    late_cutoff_days: float | None = None  # later than this many days: score 0
 
     @property
     def limits(self) -> Limits:

@@ -253,6 +253,9 @@ def _merge(course: Path, db_url: str, assignment: str, student: str, sub_dir: Pa
                 total += float(score or 0.0)
                 max_total += float(grade.max_score)
         gb.db.commit()
+        from .late import apply_to_submission  # late penalty of grading.toml (stored apart from the grades)
+
+        apply_to_submission(gb, load_config(course, assignment), assignment, student)
     return total, max_total
 
 
@@ -424,7 +427,9 @@ def format_grade_table(rows: list[dict]) -> str:
         return "(no grades yet)"
     students = sorted({r["student_id"] for r in rows})
     hws = sorted({r["assignment"] for r in rows})
-    cell = {(r["student_id"], r["assignment"]): f"{float(r['score']):g} / {float(r['max_score']):g}" for r in rows}
+    cell = {(r["student_id"], r["assignment"]): f"{float(r['score']):g} / {float(r['max_score']):g}"
+            + (f" (late -{float(r['late_submission_penalty']):g})" if float(r.get("late_submission_penalty") or 0) else "")
+            for r in rows}
     w = max(12, *(len(h) for h in hws))
     lines = [f"{'student':<16}" + "".join(f"{h:>{w + 2}}" for h in hws)]
     for s in students:

@@ -1,0 +1,244 @@
+"""nbgrader's exchange for one machine or a shared server: publish, collect, return feedback, start JupyterLab.
+
+How a submission travels (nbgrader's default file-system exchange, ``Exchange.root`` = ``<course>/exchange``
+unless the configuration says otherwise)::
+
+    course release HW       solutions/HW -> assignments/HW  -> exchange/<course_id>/outbound/HW   (release_assignment)
+    student: Fetch          exchange/<course_id>/outbound/HW -> ~/HW          (Assignment List, fetch_assignment)
+    student: Submit         ~/HW -> exchange/<course_id>/inbound/<student>+HW+<time>+<random>   (submit)
+    course collect HW       inbound -> submitted/<student>/HW   (collect, latest submission wins)
+    course autograde HW     trusted grading (the only source of scores)
+    course feedback HW --release   feedback/<student>/HW/*.html -> exchange/<course_id>/feedback/<hash>.html
+    student: Fetch Feedback exchange/<course_id>/feedback/<hash>.html -> ~/HW/feedback/<time>/  (fetch_feedback)
+
+Permissions (jupyter/nbgrader #1225: nbgrader makes the exchange root world-writable, 0777, so any user can
+rename or replace another course's folder in it, and a world-readable inbound lets students copy each other's
+work). This module's exchange classes keep nbgrader's transfer code and change only the root's handling:
+
+* the root is created ``0755`` by the instructor and never made world-writable; students need only to traverse
+  it (``ensure_root`` checks execute permission, not write permission);
+* ``<course_id>/inbound`` stays nbgrader's write-only drop box (``2733``: students create entries, cannot list
+  them), and each submission's name ends in 12 random bytes, so no student can find another's submission;
+* ``<course_id>/feedback`` is ``0711`` and each feedback file is named by a hash of the submission's secret, which
+  only the submitting student's cache holds;
+* ``collect`` refuses (and reports) any submission whose Unix owner is not the student it claims to be from,
+  where nbgrader only warns (``check_owner``).
+
+Args/Returns of the public functions are in their docstrings.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from nbgrader.exchange.default import (ExchangeCollect, ExchangeFetchAssignment, ExchangeFetchFeedback,
+                                       ExchangeList, ExchangeReleaseAssignment, ExchangeSubmit)
+
+__all__ = ["exchange_root", "publish", "collect", "release_feedback", "lab_command", "lab_env", "run_lab",
+           "CourseReleaseAssignment", "CourseCollect", "CourseFetchAssignment", "CourseFetchFeedback", "CourseList",
+           "CourseSubmit", "ROOT_MODE"]
+
+ROOT_MODE = 0o755  # the exchange root: the instructor writes, everybody traverses, nobody else writes
+
+
+def _traversable_root(self) -> None:
+    """Students need only to enter the root (nbgrader's default check asks for write permission)."""
+    if not os.path.isdir(self.root):
+        self.fail(f"The course exchange {self.root} does not exist yet: ask your instructor to run "
+                  "`course release HW` (it creates the exchange).")
+    if not os.access(self.root, os.X_OK):
+        self.fail(f"No permission to enter the course exchange {self.root}; ask your instructor.")
+
+
+class CourseReleaseAssignment(ExchangeReleaseAssignment):
+    """nbgrader's release_assignment with a root that is never world-writable (creates it 0755)."""
+
+    def ensure_root(self):
+        root = Path(self.root)
+        if not root.exists():
+            self.log.info("Creating exchange directory: %s", root)
+            root.mkdir(parents=True)
+        mode = stat.S_IMODE(root.stat().st_mode)
+        if mode & (stat.S_IWGRP | stat.S_IWOTH) and not self.coursedir.groupshared:
+            self.log.warning("Exchange %s was writable by others (%s); setting %s", root, oct(mode), oct(ROOT_MODE))
+            os.chmod(root, ROOT_MODE)
+        elif mode & 0o055 != 0o055:
+            os.chmod(root, mode | 0o055)
+
+
+class CourseCollect(ExchangeCollect):
+    """nbgrader's collect that skips (and reports) submissions not owned by the student they name."""
+
+    refused: list
+
+    def init_src(self):
+        super().init_src()
+        kept, self.refused = [], []
+        for rec in self.src_records:
+            path = os.path.join(self.inbound_path, rec["filename"])
+            try:
+                owner = pwd.getpwuid(os.stat(path).st_uid).pw_name
+            except KeyError:
+                owner = "unknown id"
+            if owner != rec["username"] and os.stat(path).st_uid != os.getuid():
+                self.log.error("REFUSED %s: claims to be from %s but is owned by %s", rec["filename"],
+                               rec["username"], owner)
+                self.refused.append(rec["filename"])
+            else:
+                kept.append(rec)
+        self.src_records = kept
+
+
+class CourseFetchAssignment(ExchangeFetchAssignment):
+    ensure_root = _traversable_root
+
+
+class CourseFetchFeedback(ExchangeFetchFeedback):
+    ensure_root = _traversable_root
+
+
+class CourseList(ExchangeList):
+    ensure_root = _traversable_root
+
+
+class CourseSubmit(ExchangeSubmit):
+    ensure_root = _traversable_root
+
+
+def exchange_root(course) -> Path:
+    """The exchange folder of a course directory (``Exchange.root`` of its nbgrader_config.py)."""
+    return Path(course).resolve() / "exchange"
+
+
+def _nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    from .pipeline import _nbgrader as run
+
+    return run(course, *args, timeout=timeout)
+
+
+def publish(course, assignment: str) -> Path:
+    """``nbgrader release_assignment``: assignments/HW -> the exchange's outbound/HW (students can fetch it).
+
+    Returns:
+        The outbound folder.
+    """
+    course = Path(course).resolve()
+    _nbgrader(course, "release_assignment", assignment, "--force")
+    from .pipeline import _course_id
+
+    return exchange_root(course) / _course_id(course) / "outbound" / assignment
+
+
+def collect(course, assignment: str) -> dict:
+    """``nbgrader collect --update``: the latest submission of each student -> submitted/<student>/HW.
+
+    Returns:
+        {"collected": [students], "refused": [inbound entries not owned by the student they name], "log": str}
+    """
+    course = Path(course).resolve()
+    proc = _nbgrader(course, "collect", assignment, "--update")
+    log = proc.stdout + proc.stderr
+    refused = [line.split("REFUSED ", 1)[1].split(":", 1)[0] for line in log.splitlines() if "REFUSED " in line]
+    sub = course / "submitted"
+    collected = sorted(p.parent.name for p in sub.glob(f"*/{assignment}") if (p / "timestamp.txt").exists())
+    return {"collected": collected, "refused": refused, "log": log}
+
+
+def release_feedback(course, assignment: str) -> list[Path]:
+    """``nbgrader release_feedback``: feedback/<student>/HW/*.html -> the exchange (students fetch it).
+
+    Returns:
+        The feedback files now in the exchange.
+    """
+    course = Path(course).resolve()
+    _nbgrader(course, "release_feedback", assignment)
+    from .pipeline import _course_id
+
+    return sorted((exchange_root(course) / _course_id(course) / "feedback").glob("*.html"))
+
+
+def lab_env(base: dict | None = None) -> dict:
+    """The environment JupyterLab needs: the venv's bin first on PATH (formgrader runs ``alembic`` by name)."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def lab_command(course, port: int | None = None, open_browser: bool = True, token: str | None = None) -> list[str]:
+    """The ``jupyter lab`` command line that ``make lab`` / ``course lab`` runs on a course directory."""
+    course = Path(course).resolve()
+    cmd = [os.path.join(os.path.dirname(sys.executable), "jupyter"), "lab", f"--ServerApp.root_dir={course}"]
+    if port:
+        cmd += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
+    if not open_browser:
+        cmd.append("--no-browser")
+    if token is not None:
+        cmd.append(f"--IdentityProvider.token={token}")
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    return cmd
+
+
+def run_lab(course, port: int | None = None, open_browser: bool = True) -> int:
+    """Start JupyterLab on the course (exchange created, venv on PATH); returns its exit code."""
+    course = Path(course).resolve()
+    root = exchange_root(course)
+    root.mkdir(exist_ok=True)
+    os.chmod(root, ROOT_MODE)
+    if shutil.which("alembic", path=lab_env()["PATH"]) is None:
+        raise SystemExit("course: alembic is not installed in this environment (nbgrader needs it); "
+                         "run `make install`.")
+    return subprocess.call(lab_command(course, port, open_browser), cwd=course, env=lab_env())
+
+
+# ---- `course` subcommands (registered in course_lib/cli.py) -------------------------------------------------
+
+def add_collect_arguments(p) -> None:
+    """Options of ``course collect``."""
+    p.add_argument("assignment")
+    p.add_argument("--zip", dest="archive", help="collect from an LMS submissions archive instead of the exchange "
+                                                 "(nbgrader zip_collect)")
+    p.add_argument("--lms", choices=["blackboard", "canvas", "moodle"], default="blackboard",
+                   help="file-name scheme of --zip (default blackboard; see docs/SERVING.md)")
+    p.add_argument("--students", help="roster CSV mapping LMS user names/ids to course student ids")
+
+
+def cli_collect(args) -> int:
+    """``course collect HW [--zip ARCHIVE --lms NAME --students CSV]``."""
+    from ..cli import find_course_dir
+
+    course = find_course_dir(args.course_dir)
+    if args.archive:
+        from .lms import format_zip_report, zip_collect
+
+        report = zip_collect(course, args.assignment, args.archive, lms=args.lms, roster=args.students)
+        print(format_zip_report(report))
+        return 0
+    if args.students:
+        raise SystemExit("course: --students only applies with --zip ARCHIVE (the exchange knows Unix user names).")
+    report = collect(course, args.assignment)
+    for s in report["collected"]:
+        print(f"collected {s:<20} -> submitted/{s}/{args.assignment}")
+    for name in report["refused"]:
+        print(f"REFUSED   {name}: not owned by the student it names (left in the exchange)")
+    if not report["collected"]:
+        print(f"course: no submissions of {args.assignment} in {exchange_root(course)} yet")
+    return 1 if report["refused"] else 0
+
+
+def add_lab_arguments(p) -> None:
+    """Options of ``course lab``."""
+    p.add_argument("--port", type=int, help="port (default: JupyterLab's, 8888 or the next free one)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+
+def cli_lab(args) -> int:
+    """``course lab``: JupyterLab on the course with the exchange and the venv on PATH."""
+    from ..cli import find_course_dir
+
+    return run_lab(find_course_dir(args.course_dir), port=args.port, open_browser=not args.no_browser)
