@@ -152,7 +152,7 @@ def _course(*args, **kw):
 
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_results(tmp_path):
-    path = _write(tmp_path, STUDY.format(amount=3000, dim=200))
+    path = _write(tmp_path, STUDY.format(amount=1000, dim=50))
     study = loads_study(path.read_text(), path)
     reference = run_study(study, jobs=0, out=tmp_path / "reference", report=False)
     out = tmp_path / "killed"
@@ -183,6 +183,7 @@ def test_dask_local_cluster_equals_the_local_run(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:study.seeds = 2")
 def test_a_dead_worker_is_a_failed_run_and_the_study_goes_on(tmp_path):
     text = STUDY.format(amount=60, dim=10).replace("seeds = 5", "seeds = 2") + """
 [[method]]

@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 
-__all__ = ["add_parser", "cmd_run", "cmd_report", "Progress"]
+__all__ = ["add_parser", "cmd_run", "cmd_report", "Progress", "main"]
 
 
 class Progress:
@@ -136,3 +136,17 @@ def add_parser(sub) -> None:
     q.add_argument("--out", help="results folder (default: results/<study name>/ beside the study file)")
     q.add_argument("--debug", action="store_true", help="show tracebacks")
     q.set_defaults(func=cmd_report)
+
+
+def main(argv=None) -> int:
+    """``python -m course_lib.experiments.cli run|report ...`` (the same as ``course experiment ...``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="course")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["experiment", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -54,8 +54,9 @@ def median_ci(values, seed: int = 0, confidence: float = 0.95, n_resamples: int 
         return med, med, med
     big = np.finfo(float).max
     xs = np.where(np.isinf(x), big, x)
-    res = stats.bootstrap((xs,), np.median, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", rng=np.random.default_rng(seed), vectorized=True)
+    with np.errstate(over="ignore", invalid="ignore"):  # scipy's standard error of the sentinel overflows
+        res = stats.bootstrap((xs,), np.median, confidence_level=confidence, n_resamples=n_resamples,
+                              method="percentile", rng=np.random.default_rng(seed), vectorized=True)
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return med, (math.inf if lo >= big else lo), (math.inf if hi >= big else hi)
 
