@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from .cli_support import positive_int
+
 __all__ = ["main", "find_course_dir"]
 
 
@@ -53,12 +55,15 @@ def _cmd_release(args) -> int:
 def _cmd_autograde(args) -> int:
     from .grading.pipeline import autograde
 
+    from .cli_support import autograde_exit_code, autograde_progress, count_submissions, print_autograde_table
+
     course = find_course_dir(args.course_dir)
-    summary = autograde(course, args.assignment, students=args.student or None, jobs=args.jobs, force=args.force,
-                        db_url=args.db_url)
-    for s in summary:
-        print(f"{s['student']:<20} {s['status']:<10} {s['score']:>6g} / {s['max_score']:<6g} {s.get('message', '')}")
-    return 0 if all(s["status"] in ("graded", "skipped") for s in summary) else 1
+    bar, on_done = autograde_progress(args.assignment, count_submissions(course, args.assignment, args.student))
+    with bar:
+        summary = autograde(course, args.assignment, students=args.student or None, jobs=args.jobs, force=args.force,
+                            db_url=args.db_url, progress=on_done)
+    print_autograde_table(summary)
+    return autograde_exit_code(summary)
 
 
 def _cmd_feedback(args) -> int:
@@ -95,8 +100,16 @@ def _cmd_grades(args) -> int:
 def _cmd_check(args) -> int:
     from .grading.check import check_assignment, format_report
 
+    from .cli_support import check_progress
+    from .grading.submissions import require_assignment
+
     course = find_course_dir(args.course_dir)
-    report = check_assignment(course, args.assignment, jobs=args.jobs)
+    require_assignment(course, args.assignment)
+    progress = check_progress(args.assignment)
+    try:
+        report = check_assignment(course, args.assignment, jobs=args.jobs, progress=progress)
+    finally:
+        progress.close()
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -113,12 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run `course COMMAND --help` for the options of a command.")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, func, help_):
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--course-dir", help="course directory (default: the one holding nbgrader_config.py "
                                             "here or above)")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show Python tracebacks instead of one-line errors")
         p.set_defaults(func=func)
         return p
 
@@ -133,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "autograded cell with the trusted, sandboxed runner.")
     p.add_argument("assignment")
     p.add_argument("--student", action="append", help="only this student (repeatable)")
-    p.add_argument("--jobs", type=int, default=1, help="grade N submissions in parallel (default 1)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="grade N submissions in parallel (default 1)")
     p.add_argument("--force", action="store_true", help="re-grade submissions already graded")
     db(p)
     p = add("feedback", _cmd_feedback, "Generate HTML feedback (trusted verdicts; hidden tests' source not shown).")
@@ -150,12 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", _cmd_check, "Check an assignment: the reference solution passes, and the hidden tests catch "
                                  "mutants of it (>= the min_mutation_score of grading.toml).")
     p.add_argument("assignment")
-    p.add_argument("--jobs", type=int, default=2, help="parallel trusted runners (default 2)")
+    p.add_argument("--jobs", type=positive_int, default=2, help="parallel trusted runners (default 2)")
     p.add_argument("--json", help="also write the report as JSON to this path")
     p = add("demo", _cmd_demo, "Run the whole pipeline (release, autograde, feedback, grades) on "
                                "examples/submissions in a fresh course working directory.")
     p.add_argument("--dir", default=None, help="where to create the demo course (default: ./demo_course, replaced)")
-    p.add_argument("--jobs", type=int, default=2, help="parallel autograding jobs (default 2)")
+    p.add_argument("--jobs", type=positive_int, default=2, help="parallel autograding jobs (default 2)")
     db(p)
     from .experiments.cli import add_parser as add_experiment
 
@@ -170,8 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .cli_support import run_command
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

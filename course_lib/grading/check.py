@@ -51,8 +51,12 @@ def _chunks(items, n):
     return [items[i::n] for i in range(n)]
 
 
-def check_assignment(course_dir, assignment: str, jobs: int = 2, source_dir: str = "solutions") -> dict:
-    """Grade the reference solution and all its mutants; return the report as a dict."""
+def check_assignment(course_dir, assignment: str, jobs: int = 2, source_dir: str = "solutions",
+                     progress=None) -> dict:
+    """Grade the reference solution and all its mutants; return the report as a dict.
+
+    ``progress``, if given, is called as ``progress(label, count, total)`` after each batch of mutants.
+    """
     course_dir = Path(course_dir)
     cfg = load_config(course_dir, assignment)
     nb_paths = sorted((course_dir / source_dir / assignment).glob("*.ipynb"))
@@ -85,6 +89,8 @@ def check_assignment(course_dir, assignment: str, jobs: int = 2, source_dir: str
                            for chunk in _chunks(keys, jobs)]
                 for f in futures:
                     results.update(f.result())
+                    if progress:
+                        progress(f"{nb_path.stem} mutants", len(f.result()), len(keys))
         ref = results.get("reference", {})
         baseline = {c["grade_id"]: c for c in ref.get("cells", [])}
         ref_ok = bool(baseline) and all(c["passed"] for c in baseline.values()) and not ref.get("error")

@@ -9,23 +9,36 @@ prints the grade table and where everything is.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 
+from ..progress import Progress
+from ..validation import CourseError
 from .pipeline import autograde, course_paths, export_grades, feedback, format_grade_table, release
 
 __all__ = ["run_demo", "prepare_course"]
 
 
+def _is_repo(folder: Path) -> bool:
+    return ((folder / "nbgrader_config.py").exists() and (folder / "solutions").is_dir()
+            and any((folder / "examples" / "submissions").glob("*/*/*.ipynb")))
+
+
 def _find_repo(repo: str | None) -> Path:
     if repo:
-        return Path(repo).resolve()
+        path = Path(repo).resolve()
+        if not _is_repo(path):
+            raise CourseError(f"--course-dir {path} is not the course repository (it needs nbgrader_config.py, "
+                              "solutions/ and examples/submissions/<student>/<HW>/); pass a clone of the repository.")
+        return path
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
-        if (folder / "nbgrader_config.py").exists() and (folder / "solutions").is_dir():
+        if _is_repo(folder):
             return folder
-    raise SystemExit("course demo: run it from the course repository (the folder with nbgrader_config.py and "
-                     "solutions/), or pass --course-dir.")
+    raise CourseError(f"course demo needs the course repository (nbgrader_config.py, solutions/ and "
+                      f"examples/submissions/), and {here} is not inside one: run it in a clone of the repository "
+                      f"or pass --course-dir REPO.")
 
 
 def prepare_course(repo: Path, target: Path) -> list[str]:
@@ -56,18 +69,25 @@ def run_demo(directory: str | None = None, repo: str | None = None, jobs: int = 
     start = time.time()
     print(f"course demo: building a fresh course in {target}")
     hws = prepare_course(repo_path, target)
-    ok = True
+    ok, graded = True, 0
     for hw in hws:
-        print(f"\n== {hw} ==")
+        print(f"\n== {hw} ==", flush=True)
         release(target, hw, db_url=db_url)
-        print(f"released -> {target / 'assignments' / hw}")
-        summary = autograde(target, hw, jobs=jobs, db_url=db_url)
-        for s in summary:
-            print(f"  autograde {s['student']:<12} {s['status']:<8} {s['score']:>5g} / {s['max_score']:<5g} "
-                  f"{s.get('message', '')}")
-            ok &= s["status"] in ("graded", "skipped")
-        if summary:
-            feedback(target, hw, db_url=db_url)
+        print(f"released -> {target / 'assignments' / hw}", flush=True)
+        n = sum(1 for p in (target / "submitted").glob(f"*/{hw}") if p.is_dir())
+        if not n:
+            print("no example submissions", flush=True)
+            continue
+        with Progress(n, f"autograde {hw}", unit="submission", stream=sys.stdout) as bar:
+            summary = autograde(target, hw, jobs=jobs, db_url=db_url,
+                                progress=lambda s: bar.done(s["student"], s["status"],
+                                                            f"{s['score']:g} / {s['max_score']:g} {s['message']}"))
+        ok &= all(s["status"] in ("graded", "skipped") for s in summary)
+        graded += sum(s["status"] == "graded" for s in summary)
+        feedback(target, hw, db_url=db_url)
+        print(f"feedback -> {target / 'feedback'}/*/{hw}/", flush=True)
+    if not graded:
+        raise CourseError(f"course demo graded nothing: no submission in {target / 'submitted'} could be graded.")
     rows, csv_path = export_grades(target, db_url=db_url)
     print("\nGrade table (autograded points; written answers await manual grading in formgrader):\n")
     print(format_grade_table(rows))

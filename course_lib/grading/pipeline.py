@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,8 +44,12 @@ import nbformat
 
 from .check import run_trusted
 from .config import load_config
+from .offline_math import inline_mathjax
 from .notebook import HIDDEN_BEGIN, HIDDEN_END, is_answer_cell, is_manual_cell, is_test_cell, meta, read
 from .sandbox import Limits, kill_group, popen_kwargs, scrubbed_env, wrap
+from ..validation import CourseError
+from .submissions import (add_status_column, missing_cells, notebook_problem, require_assignment, require_students,
+                          status_column, student_id_problem)
 
 __all__ = ["release", "autograde", "feedback", "export_grades", "format_grade_table", "course_paths",
            "backup_gradebook"]
@@ -80,9 +84,7 @@ def _course_id(course: Path) -> str:
 def release(course, assignment: str, db_url: str | None = None) -> Path:
     """``nbgrader generate_assignment``: solutions/HW -> assignments/HW, and record HW in the gradebook."""
     course = Path(course)
-    if not (course / "solutions" / assignment).is_dir():
-        known = sorted(p.name for p in (course / "solutions").iterdir() if p.is_dir())
-        raise SystemExit(f"course: no assignment {assignment!r} in {course / 'solutions'}; known: {', '.join(known)}")
+    require_assignment(course, assignment)
     _nbgrader(course, "generate_assignment", assignment, "--force", db_url=db_url)
     return course / "assignments" / assignment
 
@@ -208,12 +210,13 @@ def _merge(course: Path, db_url: str, assignment: str, student: str, sub_dir: Pa
     total = max_total = 0.0
     with Gradebook(db_url, _course_id(course)) as gb:
         gb.update_or_create_student(student)
-        gb.update_or_create_submission(assignment, student, **kwargs)
+        with gb.db.no_autoflush:  # nbgrader builds the new submission's rows before adding it: flushing then warns
+            gb.update_or_create_submission(assignment, student, **kwargs)
         for nb_name, src in sources.items():
             res = results.get(nb_name, {})
             cells = {c["grade_id"]: c for c in res.get("cells", [])}
             sub_path = sub_dir / f"{nb_name}.ipynb"
-            submitted = read(sub_path) if sub_path.exists() else None
+            submitted = read(sub_path) if sub_path.exists() and not notebook_problem(sub_dir, {nb_name: 0}) else None
             sub_cells = {meta(c).get("grade_id"): c for c in submitted.cells} if submitted else {}
             answer_for_test = {}
             pending = []
@@ -287,11 +290,22 @@ def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, te
             done = {}
         if done.get("submission_sha256") == digest:
             return {"student": student, "status": "skipped", "score": done.get("score", 0),
-                    "max_score": done.get("max_score", 0), "message": "already graded (use --force to regrade)"}
+                    "max_score": done.get("max_score", 0), "message": "already graded (use --force to regrade)"
+                    + (f"; {done['status']}" if done.get("status", "graded") != "graded" else "")}
     src_dir = course / "solutions" / assignment
     sources = {p.stem: read(p) for p in sorted(src_dir.glob("*.ipynb"))}
+    problem = notebook_problem(sub_dir, sources)
+    if problem:  # recorded with 0 points and its reason; nothing of it can run
+        with _course_lock(course):
+            score, max_score = _merge(course, db_url, assignment, student, sub_dir, {}, sources)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            status = "failed: " + problem.split(" (")[0]
+            marker.write_text(json.dumps({"submission_sha256": digest, "score": score, "max_score": max_score,
+                                          "status": status, "graded_at": datetime.now(timezone.utc).isoformat()}))
+        return {"student": student, "status": "failed", "score": score, "max_score": max_score, "message": problem}
+    missing = missing_cells(sub_dir, sources)
     scratch = Path(tempfile.mkdtemp(prefix=f"course-grade-{student}-"))
-    message = ""
+    message = f"cells missing: {', '.join(missing)} (graded with the source's tests); " if missing else ""
     try:
         (scratch / "nbgrader_config.py").write_text(_scratch_config(scratch, _course_id(course), cfg.cell_timeout_s))
         shutil.copytree(src_dir, scratch / "solutions" / assignment, ignore=shutil.ignore_patterns("*.ipynb"))
@@ -353,6 +367,7 @@ def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, te
             out_dir.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_out, out_dir)
             info = {"submission_sha256": digest, "score": score, "max_score": max_score,
+                    "status": "graded" + (f"; cells missing: {', '.join(missing)}" if missing else ""),
                     "graded_at": datetime.now(timezone.utc).isoformat()}
             (out_dir / (MARKER + ".tmp")).write_text(json.dumps(info))
             os.replace(out_dir / (MARKER + ".tmp"), marker)
@@ -363,24 +378,36 @@ def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, te
 
 
 def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool = False,
-              db_url: str | None = None) -> list[dict]:
+              db_url: str | None = None, progress=None) -> list[dict]:
     """Grade submitted/<student>/<assignment> for every (or the given) student; see the module docstring.
 
+    A folder whose name is not a valid student id is skipped with a message; a corrupt notebook is
+    recorded as failed with 0 points; neither stops the other submissions.
+
+    Args:
+        progress: optional callable, called with each student's dict as soon as that student is done.
     Returns:
-        One dict per student: student, status ("graded", "skipped", "error"), score, max_score, message.
+        One dict per student: student, status ("graded", "skipped", "failed", "error"), score, max_score, message.
     """
     course = Path(course).resolve()
+    require_assignment(course, assignment)
     db_url = _db_url(course, db_url)
     cfg = load_config(course, assignment)
     sub_root = course / "submitted"
     found = sorted(p.parent.name for p in sub_root.glob(f"*/{assignment}") if p.is_dir()) if sub_root.exists() else []
-    students = list(students) if students else found
-    bad = [s for s in students if not _NAME.match(s) or s not in found]
-    if bad:
-        raise SystemExit(f"course: no submission submitted/<student>/{assignment} for {bad}; found: {found}")
+    if students:
+        require_students(list(students), found, f"submitted/<student>/{assignment}")
+    named = list(students) if students else found
+    invalid = [{"student": s, "status": "skipped", "score": 0, "max_score": 0, "message": student_id_problem(s)}
+               for s in named if student_id_problem(s)]
+    students = [s for s in named if not student_id_problem(s)]
+    for s in invalid:
+        if progress:
+            progress(s)
     if not students:
-        print(f"course: nothing to grade: no folder submitted/*/{assignment}")
-        return []
+        if not invalid:
+            print(f"course: nothing to grade: no folder submitted/*/{assignment}")
+        return invalid
     backup_gradebook(course, db_url)
     # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
     with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
@@ -396,19 +423,32 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
                         "message": f"{type(err).__name__}: {err}"[:500]}
 
         with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
-            return list(pool.map(run, students))
+            futures = [pool.submit(run, s) for s in students]
+            for f in as_completed(futures):
+                if progress:
+                    progress(f.result())
+            return invalid + [f.result() for f in futures]
 
 
 def feedback(course, assignment: str, students=None, db_url: str | None = None) -> list[Path]:
     """``nbgrader generate_feedback``: HTML from the autograded notebooks (trusted verdicts, no hidden source)."""
     course = Path(course).resolve()
-    if not list((course / "autograded").glob(f"*/{assignment}/*.ipynb")):
-        return []
+    require_assignment(course, assignment)
+    graded = sorted(p.parent.parent.name for p in (course / "autograded").glob(f"*/{assignment}/*.ipynb"))
+    if students:
+        require_students(list(students), sorted(set(graded)), f"autograded/<student>/{assignment}",
+                         f"Run `course autograde {assignment}` first, or check the name.")
+    if not graded:
+        raise CourseError(f"nothing to give feedback on: no autograded notebook in autograded/*/{assignment}; "
+                          f"run `course autograde {assignment}` first.")
     args = ["generate_feedback", assignment, "--force"]
     for s in students or []:
         args += ["--student", s]
     _nbgrader(course, *args, db_url=_db_url(course, db_url))
-    return sorted((course / "feedback").glob(f"*/{assignment}/*.html"))
+    paths = sorted((course / "feedback").glob(f"*/{assignment}/*.html"))
+    for path in paths:  # maths renders offline: MathJax inlined instead of loaded from a CDN
+        path.write_text(inline_mathjax(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return paths
 
 
 def export_grades(course, output: str = "grades.csv", db_url: str | None = None) -> tuple[list[dict], Path]:
@@ -418,7 +458,7 @@ def export_grades(course, output: str = "grades.csv", db_url: str | None = None)
     _nbgrader(course, "export", f"--to={path}", db_url=_db_url(course, db_url))
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return rows, path
+    return add_status_column(course, rows, path), path
 
 
 def format_grade_table(rows: list[dict]) -> str:
@@ -432,8 +472,10 @@ def format_grade_table(rows: list[dict]) -> str:
             for r in rows}
     w = max(12, *(len(h) for h in hws))
     lines = [f"{'student':<16}" + "".join(f"{h:>{w + 2}}" for h in hws)]
+    lines[0] += "  status"
     for s in students:
-        lines.append(f"{s:<16}" + "".join(f"{cell.get((s, h), '-'):>{w + 2}}" for h in hws))
+        lines.append(f"{s:<16}" + "".join(f"{cell.get((s, h), '-'):>{w + 2}}" for h in hws)
+                     + "  " + status_column([r for r in rows if r["student_id"] == s]))
     return "\n".join(lines)
 
 
