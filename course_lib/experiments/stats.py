@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -32,8 +33,10 @@ def bootstrap_ci(values, seed: int = 0, confidence: float = 0.95, statistic=np.m
         return math.nan, math.nan
     if x.size == 1 or np.all(x == x[0]):
         return float(x[0]), float(x[0])
-    res = stats.bootstrap((x,), statistic, confidence_level=confidence, n_resamples=n_resamples, method=method,
-                          rng=np.random.default_rng(seed), vectorized=True)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")  # BCa on tiny, lumpy samples: handled by the fallback below
+        res = stats.bootstrap((x,), statistic, confidence_level=confidence, n_resamples=n_resamples, method=method,
+                              rng=np.random.default_rng(seed), vectorized=True)
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if not (math.isfinite(lo) and math.isfinite(hi)):  # BCa can fail on tiny, lumpy samples
         res = stats.bootstrap((x,), statistic, confidence_level=confidence, n_resamples=n_resamples,
