@@ -10,11 +10,24 @@ __all__ = ["setup_notebook", "check_close", "check_shape", "check_finite", "chec
 
 
 def setup_notebook() -> None:
-    """Configure the student's kernel: ipytest (raise on failure) and inline plots."""
+    """Configure the student's kernel so that a failing visible test shows its teaching message, not machinery.
+
+    ipytest raises when a test fails (so nbgrader marks the cell failed), pytest prints short tracebacks
+    (``--tb=short``: the test line and the message of :mod:`~course_lib.grading.checks`, whose own frames
+    are hidden) and no summary, and the ipytest exception itself prints one line instead of its traceback.
+    """
     import os
 
     if os.environ.get("COURSE_GRADING_WORKER") == "1":
         return  # the trusted grader runs the tests itself; the sandbox needs no pytest
     import ipytest
 
-    ipytest.autoconfig(raise_on_error=True, addopts=["-q", "-p", "no:cacheprovider", "--color=no"])
+    ipytest.autoconfig(raise_on_error=True, addopts=["-q", "-p", "no:cacheprovider", "--color=no", "--tb=short",
+                                                     "-rN"])
+    # IPython renders an exception with ``_render_traceback_`` as the lines it returns: the cell still ends in an
+    # error (nbgrader and "Run All" see a failed cell) but shows one line instead of ipytest's internals.
+    ipytest.Error._render_traceback_ = _visible_tests_failed
+
+
+def _visible_tests_failed(error) -> list[str]:
+    return ["Visible tests failed: read the messages above, fix your code and run this cell again."]

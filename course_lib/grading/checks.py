@@ -12,6 +12,7 @@ __all__ = ["check_close", "check_shape", "check_finite", "check_true", "as_plain
 
 def as_plain_array(value, name: str = "value") -> np.ndarray:
     """``value`` as a float64 NumPy array, with a clear message if that is impossible."""
+    __tracebackhide__ = True  # pytest shows the caller's line and this message, not these frames
     try:
         from ..backend import to_numpy
 
@@ -42,6 +43,7 @@ def _hint(got: np.ndarray, expected: np.ndarray) -> str:
 
 def check_shape(got, shape: tuple, name: str = "result") -> np.ndarray:
     """Assert ``got`` has ``shape``; returns it as a NumPy array."""
+    __tracebackhide__ = True  # pytest shows the caller's line and this message, not these frames
     arr = as_plain_array(got, name)
     if arr.shape != tuple(shape):
         raise AssertionError(f"{name} has shape {arr.shape}, expected {tuple(shape)}.")
@@ -50,6 +52,7 @@ def check_shape(got, shape: tuple, name: str = "result") -> np.ndarray:
 
 def check_finite(got, name: str = "result") -> np.ndarray:
     """Assert every entry of ``got`` is finite."""
+    __tracebackhide__ = True  # pytest shows the caller's line and this message, not these frames
     arr = as_plain_array(got, name)
     if not np.isfinite(arr).all():
         raise AssertionError(f"{name} contains NaN or inf: {arr!r:.300}." + _hint(arr, arr))
@@ -69,6 +72,7 @@ def check_close(got, expected, name: str = "result", rtol: float = 1e-7, atol: f
     Raises:
         AssertionError: with expected vs got, the largest error and a hint.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line and this message, not these frames
     exp = as_plain_array(expected, "expected")
     arr = as_plain_array(got, name)
     where = f" for {inputs}" if inputs else ""
@@ -86,5 +90,6 @@ def check_close(got, expected, name: str = "result", rtol: float = 1e-7, atol: f
 
 def check_true(condition: bool, message: str) -> None:
     """Assert a plain boolean condition, with a message that says what should hold."""
+    __tracebackhide__ = True  # pytest shows the caller's line and this message, not these frames
     if not bool(condition):
         raise AssertionError(message)
