@@ -11,7 +11,8 @@ point the method queries is recorded at the budget spent so far (``log_every`` t
 gradient descent the queried points are the iterates x_k, for Nesterov's method the extrapolated
 points y_k; a method may instead report its iterates with :meth:`CountingOracle.observe` (then
 only observed points are logged). Time-to-target is the budget spent when the logged metric first
-reaches the target.
+reaches the target. With ``log_every = k`` the metric is evaluated only when the budget advanced
+by k since the last logged point (cheaper long runs; time-to-target then has resolution k).
 """
 from __future__ import annotations
 
@@ -104,6 +105,10 @@ class Curve:
         self._m0: float | None = None
         self._last_logged = -math.inf
 
+    def due(self, spent: float) -> bool:
+        """Whether a point at budget ``spent`` would be logged (so whether the metric must be evaluated)."""
+        return not self.budget or self.log_every <= 0 or spent - self._last_logged >= self.log_every
+
     def reached(self, m: float) -> bool:
         return self.target is not None and (m <= self.target if self.goal == "min" else m >= self.target)
 
@@ -176,10 +181,12 @@ class CountingOracle:
         Methods that query the oracle away from their iterates (zeroth-order estimators) call it with x0
         first, then after every step."""
         self._observed = True
-        self._log(x)
+        self.last_point = x
+        if self.curve.due(self.budget.spent()):
+            self._log(x)
 
     def _charge(self, x, kind: str, examples: int) -> None:
-        if not self._observed and kind == self._logged_kind():
+        if not self._observed and kind == self._logged_kind() and self.curve.due(self.budget.spent()):
             self._log(x)
         self.budget.charge(kind, examples)
 

@@ -83,12 +83,15 @@ def execute(spec: dict) -> dict:
         workload = build_workload(w, spec.get("study_dir"))
         metric = w["metric"]
         goal = w.get("goal") or workload.goal(metric)
+        log_every = w.get("log_every")
         curve = Curve(goal=goal, target=w.get("target"), divergence_factor=spec.get("divergence_factor", 1e8),
-                      log_every=getattr(workload, "log_every", 0.0))
-        budget = Budget(spec["unit"], spec["amount"], getattr(workload, "n_examples", 1))
+                      log_every=getattr(workload, "log_every", 0.0) if log_every is None else log_every)
         if spec.get("study_dir") and spec["study_dir"] not in sys.path:
             sys.path.insert(0, spec["study_dir"])
-        target = resolve(m["target"], f"method {m['name']!r}: target")
+        target = resolve(m["target"], f"method {m['name']!r}: target")   # imports before the clock starts
+        if workload.kind == "torch":
+            _setup_worker(need_torch=True)
+        budget = Budget(spec["unit"], spec["amount"], getattr(workload, "n_examples", 1))
         hp = dict(spec["config"])
         val_metric = w.get("validation_metric") or workload.validation_metric(metric)
         if workload.kind == "torch":

@@ -74,10 +74,12 @@ class WorkloadSpec:
     goal: str | None
     validation_metric: str | None = None
     seed: int = 0
+    log_every: float | None = None
 
     def to_dict(self) -> dict:
         return dict(name=self.name, factory=self.factory, args=self.args, metric=self.metric, target=self.target,
-                    goal=self.goal, validation_metric=self.validation_metric, seed=self.seed)
+                    goal=self.goal, validation_metric=self.validation_metric, seed=self.seed,
+                    log_every=self.log_every)
 
 
 @dataclass
@@ -210,7 +212,8 @@ def _param(name: str, spec, where: str) -> Param:
 def _workload(d, i: int) -> WorkloadSpec:
     where = f"workload[{i}]"
     d = _table(d, where)
-    _keys(d, ("name", "factory", "args", "metric", "target", "goal", "validation_metric", "seed"), where)
+    _keys(d, ("name", "factory", "args", "metric", "target", "goal", "validation_metric", "seed", "log_every"),
+          where)
     for key in ("name", "factory", "metric"):
         if key not in d:
             raise StudyError(f"{where} needs {key} = ...")
@@ -221,7 +224,15 @@ def _workload(d, i: int) -> WorkloadSpec:
         name=name, factory=_import_path(d["factory"], f"{where}: factory"), args=_table(d.get("args", {}), f"{where}: args"),
         metric=str(d["metric"]), target=None if target is None else _number(target, f"{where}: target"),
         goal=None if d.get("goal") is None else _choice(d["goal"], ("min", "max"), f"{where}: goal"),
-        validation_metric=d.get("validation_metric"), seed=_int(d.get("seed", 0), f"{where}: seed", 0))
+        validation_metric=d.get("validation_metric"), seed=_int(d.get("seed", 0), f"{where}: seed", 0),
+        log_every=None if d.get("log_every") is None else _log_every(d["log_every"], f"{where}: log_every"))
+
+
+def _log_every(value, where: str) -> float:
+    v = _number(value, where)
+    if v < 0:
+        raise StudyError(f"{where} must be >= 0 (0 logs every call), got {value!r}.")
+    return v
 
 
 def _method(d, i: int, trials: int) -> MethodSpec:
