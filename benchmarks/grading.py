@@ -1,15 +1,19 @@
-"""Grading throughput: plain sequential `nbgrader autograde` vs `course autograde --jobs 2`, and the trusted re-scoring cost.
+"""Grading throughput: plain sequential `nbgrader autograde` vs `course autograde --jobs 1` and `--jobs 2`.
 
 N synthetic hw00 submissions (a seeded mix: the reference solution, the untouched release, and
-copies with one answer cell replaced by a stub) are graded twice in fresh course directories:
+copies with one answer cell replaced by a stub) are graded in fresh course directories by
 
-1. plain nbgrader: `nbgrader autograde hw00_preliminaries` (all students, one process, sequential);
-2. the course pipeline: `course autograde hw00_preliminaries --jobs 2` (nbgrader in a sandboxed scratch
-   course per submission, then trusted re-scoring, then the merge).
+1. plain nbgrader: `nbgrader autograde hw00_preliminaries` (all students, one process, sequential, untrusted);
+2. the course pipeline, `course autograde hw00_preliminaries --jobs 1` (sandboxed nbgrader per submission in a
+   warm fork server, then trusted re-scoring, then the merge);
+3. the same with `--jobs 2`.
 
-It also times the trusted re-scoring alone on one submission (`run_trusted`) to give the per-submission
-overhead. Reported: wall times, seconds per submission, and the ratios course/nbgrader and
-trusted-overhead / nbgrader-per-submission. Results: benchmarks/results/grading.{json,md}.
+The submissions are split into `--rounds` rounds; in each round the three variants grade their own fresh
+copies of that round's submissions, in a rotating order, so that load from other processes hits all three
+alike (each variant pays its fixed start-up once per round). The scores of (2) and (3) must equal each
+other and, on these honest submissions, plain nbgrader's. It also times the trusted re-scoring alone on one
+submission (`run_trusted`). Reported: wall times, seconds per submission, the ratios course/nbgrader and
+jobs1/jobs2, the load average around each variant. Results: benchmarks/results/grading.{json,md}.
 """
 from __future__ import annotations
 
@@ -30,9 +34,10 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 HW = "hw00_preliminaries"
 RESULTS = REPO / "benchmarks" / "results"
+VARIANTS = ("nbgrader", "course_jobs1", "course_jobs2")
 
 
-def _course(root: Path, n: int, seed: int = 0) -> Path:
+def _course(root: Path, n: int, seed: int = 0, first: int = 0) -> Path:
     root.mkdir(parents=True)
     shutil.copy(REPO / "nbgrader_config.py", root)
     shutil.copy(REPO / "grading.toml", root)
@@ -41,7 +46,7 @@ def _course(root: Path, n: int, seed: int = 0) -> Path:
     rel = nbformat.read(REPO / "assignments" / HW / f"{HW}.ipynb", 4)
     rel_by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in rel.cells}
     rng = random.Random(seed)
-    for i in range(n):
+    for i in range(first + n):
         kind = rng.choice(["reference", "release", "one-stub"])
         nb = nbformat.from_dict(json.loads(json.dumps(rel if kind == "release" else src)))
         if kind == "one-stub":
@@ -49,6 +54,8 @@ def _course(root: Path, n: int, seed: int = 0) -> Path:
                        and c.cell_type == "code"]
             cell = rng.choice(answers)
             cell.source = rel_by_id[cell.metadata["nbgrader"]["grade_id"]].source
+        if i < first:
+            continue
         folder = root / "submitted" / f"student{i:03d}" / HW
         folder.mkdir(parents=True)
         nbformat.write(nb, str(folder / f"{HW}.ipynb"))
@@ -68,59 +75,113 @@ def _run(cmd, cwd):
     return elapsed
 
 
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _plain_scores(course: Path) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {s.student.id: float(s.score) for s in gb.assignment_submissions(HW)}
+
+
+def _course_scores(course: Path) -> dict[str, float]:
+    return {p.parents[1].name: float(json.loads(p.read_text())["score"])
+            for p in (course / "autograded").glob(f"*/{HW}/.course_graded.json")}
+
+
+def _grade(variant: str, course: Path) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one variant on one course directory, and the scores it gave."""
+    if variant == "nbgrader":
+        _run([sys.executable, "-m", "nbgrader", "generate_assignment", HW, "--force"], course)
+        return _run([sys.executable, "-m", "nbgrader", "autograde", HW, "--force"], course), _plain_scores(course)
+    _run([sys.executable, "-m", "course_lib.cli", "release", HW], course)
+    jobs = variant[-1]
+    return _run([sys.executable, "-m", "course_lib.cli", "autograde", HW, "--jobs", jobs], course), \
+        _course_scores(course)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks --only grading", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100, help="number of synthetic submissions (default 100)")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="4 submissions (smoke run)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
+    parser.add_argument("--quick", action="store_true", help="4 submissions, one round (smoke run)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     args = parser.parse_args(argv)
-    n = 4 if args.quick else args.n
-    load_before = os.getloadavg()
+    n, rounds = (4, 1) if args.quick else (args.n, max(1, min(args.rounds, args.n)))
+    sizes = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+    wall = {v: 0.0 for v in VARIANTS}
+    scores: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
+    loads = []
+    load_before = _load()
     with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
         tmp = Path(tmp)
-        plain = _course(tmp / "plain", n)
-        nbg = [sys.executable, "-m", "nbgrader"]
-        _run([*nbg, "generate_assignment", HW, "--force"], plain)
-        t_plain = _run([*nbg, "autograde", HW, "--force"], plain)
-
-        ours = _course(tmp / "ours", n)
-        _run([sys.executable, "-m", "course_lib.cli", "release", HW], ours)
-        t_ours = _run([sys.executable, "-m", "course_lib.cli", "autograde", HW, "--jobs", str(args.jobs)], ours)
+        first = 0
+        for r, size in enumerate(sizes):
+            order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+            for variant in order:
+                course = _course(tmp / f"{variant}-{r}", size, first=first)
+                before = _load()
+                t, got = _grade(variant, course)
+                wall[variant] += t
+                scores[variant].update(got)
+                loads.append({"round": r, "variant": variant, "submissions": size, "seconds": round(t, 2),
+                              "load_before": before, "load_after": _load()})
+                print(f"round {r + 1}/{rounds} {variant:<13} {size} submissions {t:7.1f} s  load {_load()}",
+                      flush=True)
+            first += size
 
         from course_lib.grading.check import run_trusted
         from course_lib.grading.config import load_config
 
+        ours = tmp / "course_jobs1-0"
         cfg = load_config(ours, HW)
-        sub = ours / "submitted" / "student000" / HW / f"{HW}.ipynb"
+        sub = next((ours / "submitted").glob(f"*/{HW}/{HW}.ipynb"))
         trusted = []
         for _ in range(3):
             start = time.perf_counter()
             run_trusted(str(ours / "solutions" / HW / f"{HW}.ipynb"), {"s": str(sub)}, cfg, timeout=600)
             trusted.append(time.perf_counter() - start)
     t_trusted = sorted(trusted)[1]
+    per = {v: wall[v] / n for v in VARIANTS}
+    disagree = sorted(s for s in scores["nbgrader"]
+                      if not (scores["nbgrader"][s] == scores["course_jobs1"].get(s) == scores["course_jobs2"].get(s)))
     result = {
-        "benchmark": "grading", "submissions": n, "jobs": args.jobs,
-        "nbgrader_sequential_s": round(t_plain, 2), "course_autograde_s": round(t_ours, 2),
-        "nbgrader_s_per_submission": round(t_plain / n, 3), "course_s_per_submission": round(t_ours / n, 3),
-        "ratio_course_over_nbgrader": round(t_ours / t_plain, 3),
-        "trusted_rescoring_s_per_submission": round(t_trusted, 3),
-        "ratio_trusted_over_nbgrader_per_submission": round(t_trusted / (t_plain / n), 3),
+        "benchmark": "grading", "submissions": n, "rounds": rounds, "quick": args.quick,
+        "wall_s": {v: round(wall[v], 2) for v in VARIANTS},
+        "s_per_submission": {v: round(per[v], 3) for v in VARIANTS},
+        "ratios": {"course_jobs1 / nbgrader": round(per["course_jobs1"] / per["nbgrader"], 3),
+                   "course_jobs2 / nbgrader": round(per["course_jobs2"] / per["nbgrader"], 3),
+                   "speed-up jobs2 over jobs1": round(per["course_jobs1"] / per["course_jobs2"], 3)},
+        "trusted_rescoring_s_one_submission": round(t_trusted, 3),
+        "scores_disagreeing_with_plain_nbgrader": disagree,
+        "runs": loads,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in os.getloadavg()]},
+                    "python": platform.python_version(), "load_before": load_before, "load_after": _load()},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    (RESULTS / f"grading{suffix}.json").write_text(json.dumps(result, indent=2))
-    md = [f"# Grading throughput ({n} synthetic hw00 submissions, {os.cpu_count()} cores)", "",
-          "| what | wall time (s) | s / submission | ratio |", "|---|---|---|---|",
-          f"| plain `nbgrader autograde` (sequential, untrusted) | {t_plain:.1f} | {t_plain / n:.2f} | 1.00 |",
-          f"| `course autograde --jobs {args.jobs}` (sandboxed nbgrader + trusted re-scoring) | {t_ours:.1f} | "
-          f"{t_ours / n:.2f} | {t_ours / t_plain:.2f} |",
+    (args.out / f"grading{suffix}.json").write_text(json.dumps(result, indent=2))
+    rat = result["ratios"]
+    per_run = ", ".join(f"{x['variant']} {x['load_before'][0]}" for x in loads)
+    md = [f"# Grading throughput ({n} synthetic hw00 submissions, {rounds} interleaved round(s), "
+          f"{os.cpu_count()} cores)", "",
+          "| what | wall time (s) | s / submission | / plain nbgrader |", "|---|---:|---:|---:|",
+          f"| plain `nbgrader autograde` (sequential, untrusted) | {wall['nbgrader']:.1f} | {per['nbgrader']:.2f} | 1.00 |",
+          f"| `course autograde --jobs 1` (sandboxed nbgrader + trusted re-scoring) | {wall['course_jobs1']:.1f} | "
+          f"{per['course_jobs1']:.2f} | {rat['course_jobs1 / nbgrader']:.2f} |",
+          f"| `course autograde --jobs 2` | {wall['course_jobs2']:.1f} | {per['course_jobs2']:.2f} | "
+          f"{rat['course_jobs2 / nbgrader']:.2f} |",
           f"| trusted re-scoring alone, one submission | {t_trusted:.2f} | {t_trusted:.2f} | "
-          f"{t_trusted / (t_plain / n):.2f} x nbgrader's per-submission time |", "",
-          f"Load average before/after: {result['machine']['load_before']} / {result['machine']['load_after']}."]
-    (RESULTS / f"grading{suffix}.md").write_text("\n".join(md) + "\n")
+          f"{t_trusted / per['nbgrader']:.2f} |", "",
+          f"`--jobs 2` is **{rat['speed-up jobs2 over jobs1']:.2f}x** faster than `--jobs 1`; "
+          f"`--jobs 1` / plain nbgrader = **{rat['course_jobs1 / nbgrader']:.2f}**. "
+          f"Scores differing from plain nbgrader's: {len(disagree)} of {n}{' ' + str(disagree[:5]) if disagree else ''}.",
+          "", f"Load average before/after: {load_before} / {result['machine']['load_after']} "
+          f"(1-min load at the start of each run: {per_run}). {result['date']}."]
+    (args.out / f"grading{suffix}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

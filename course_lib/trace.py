@@ -165,9 +165,14 @@ class Recorder:
         self._total_calls += int(calls)
         self._last_k = k
         if grad is not None and grad_norm is None:
-            xp = namespace(grad)
-            grad_norm = xp.sqrt(xp.sum(grad * grad))
-        gn = to_float(grad_norm) if grad_norm is not None else math.nan
+            if getattr(grad, "ndim", None) == 1:  # the common case: one inner product, any backend
+                gn = math.sqrt(to_float(grad @ grad))
+            else:
+                xp = namespace(grad)
+                gn = to_float(xp.sqrt(xp.sum(grad * grad)))
+            grad_norm = gn
+        else:
+            gn = to_float(grad_norm) if grad_norm is not None else math.nan
         fv = to_float(f) if f is not None else math.nan
         stop = False
         if self.tol > 0 and gn <= self.tol:
@@ -203,7 +208,8 @@ class Recorder:
                 arr = self._info[name] = np.full(len(self._it), np.nan)
             arr[i] = to_float(value) if value is not None else math.nan
         if self.keep_every and (i % self.keep_every == 0 or stop):
-            self._xs.append(np.array(to_numpy(x), dtype=float).reshape(-1))
+            xk = x.astype(np.float64) if isinstance(x, np.ndarray) else np.array(to_numpy(x), dtype=float)
+            self._xs.append(xk.ravel())  # a copy: an algorithm may update x in place
             self._x_it.append(k)
         self._n += 1
         if diverged:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +17,7 @@ import nbformat
 from .config import AssignmentConfig, load_config
 from .mutation import mutants_of_notebook
 from .notebook import meta, read, test_cells
+from .sandbox import python_module
 
 __all__ = ["run_trusted", "check_assignment", "format_report"]
 
@@ -34,7 +34,7 @@ def run_trusted(source: str, submissions: dict[str, str], cfg: AssignmentConfig,
         jpath, opath = Path(tmp) / "job.json", Path(tmp) / "out.json"
         jpath.write_text(json.dumps(job))
         try:
-            proc = subprocess.run([sys.executable, "-m", "course_lib.grading.trusted", str(jpath), str(opath)],
+            proc = subprocess.run(python_module("course_lib.grading.trusted", jpath, opath),
                                   capture_output=True, text=True, timeout=timeout)
             failure = proc.stderr[-3000:] if proc.returncode != 0 else ""
         except subprocess.TimeoutExpired:

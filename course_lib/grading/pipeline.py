@@ -46,7 +46,8 @@ from .check import run_trusted
 from .config import load_config
 from .offline_math import inline_mathjax
 from .notebook import HIDDEN_BEGIN, HIDDEN_END, is_answer_cell, is_manual_cell, is_test_cell, meta, read
-from .sandbox import Limits, kill_group, popen_kwargs, scrubbed_env, wrap
+from .forkserver import ForkServerPool, run_nbgrader
+from .sandbox import Limits, python_module, scrubbed_env
 from ..validation import CourseError
 from .submissions import (add_status_column, missing_cells, notebook_problem, require_assignment, require_students,
                           status_column, student_id_problem)
@@ -60,7 +61,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
 
 
 def _nbgrader(course: Path, *args, db_url: str | None = None, check: bool = True, timeout: float = 600):
-    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
+    cmd = [*python_module("nbgrader", *args), f"--CourseDirectory.root={course}"]
     if db_url:
         cmd.append(f"--CourseDirectory.db_url={db_url}")
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
@@ -278,7 +279,7 @@ def _nbgrader_scores(scratch: Path, assignment: str, student: str, course_id: st
 
 
 def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, template_db: Path,
-               force: bool) -> dict:
+               force: bool, forks=None) -> dict:
     sub_dir = course / "submitted" / student / assignment
     out_dir = course / "autograded" / student / assignment
     digest = _submission_hash(sub_dir)
@@ -313,20 +314,11 @@ def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, te
         shutil.copy(template_db, scratch / "gradebook.db")
         home = scratch / "home"
         home.mkdir()
-        argv = wrap([sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student, "--force"],
-                    hide=_sensitive_paths(course, db_url), readonly=_readonly_paths(course), network=True)
         wall = cfg.cell_timeout_s * (4 + sum(1 for nb in sources.values() for c in nb.cells if c.cell_type == "code"))
         limits = Limits(memory_mb=cfg.memory_mb, cpu_s=int(wall) + 60)
-        with open(scratch / "nbgrader.log", "w") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    **popen_kwargs(limits, str(scratch), scrubbed_env(str(home))))
-            try:
-                proc.wait(timeout=wall)
-            except subprocess.TimeoutExpired:
-                message = f"nbgrader autograde stopped after {wall:g} s; "
-            finally:
-                kill_group(proc)
-                proc.wait()
+        message += run_nbgrader(["autograde", assignment, "--student", student, "--force"], scratch,
+                                scrubbed_env(str(home)), scratch / "nbgrader.log", limits, wall,
+                                hide=_sensitive_paths(course, db_url), readonly=_readonly_paths(course), forks=forks)
         untrusted = _nbgrader_scores(scratch, assignment, student, _course_id(course))
         # trusted re-scoring of every notebook (reads the original submission, never the scratch copy)
         results = {}
@@ -411,18 +403,20 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
     backup_gradebook(course, db_url)
     # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
     with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
-        _nbgrader(course, "generate_assignment", assignment, "--force",
-                  f"--CourseDirectory.release_directory={Path(tmp) / 'release-real'}", db_url=db_url)
-        template = _template_gradebook(course, assignment, Path(tmp))
+        with ThreadPoolExecutor(max_workers=2) as both:  # two independent nbgrader runs, side by side
+            real = both.submit(_nbgrader, course, "generate_assignment", assignment, "--force",
+                               f"--CourseDirectory.release_directory={Path(tmp) / 'release-real'}", db_url=db_url)
+            template = _template_gradebook(course, assignment, Path(tmp))
+            real.result()
 
         def run(student):
             try:
-                return _grade_one(course, assignment, student, cfg, db_url, template, force)
+                return _grade_one(course, assignment, student, cfg, db_url, template, force, forks)
             except Exception as err:  # noqa: BLE001 - one bad submission must not stop the others
                 return {"student": student, "status": "error", "score": 0, "max_score": 0,
                         "message": f"{type(err).__name__}: {err}"[:500]}
 
-        with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
+        with ForkServerPool() as forks, ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
             futures = [pool.submit(run, s) for s in students]
             for f in as_completed(futures):
                 if progress:

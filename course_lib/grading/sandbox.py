@@ -27,7 +27,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-__all__ = ["Limits", "namespaces_available", "wrap", "popen_kwargs", "scrubbed_env", "kill_group"]
+__all__ = ["Limits", "namespaces_available", "wrap", "popen_kwargs", "scrubbed_env", "kill_group", "python_module"]
+
+# jsonschema (imported by nbformat, hence by nbgrader and the trusted runner) imports its optional IRI format
+# checker, rfc3987-syntax, which compiles a lark grammar on import: 1.3 s of every grading process on the
+# 2-core course machine (python -X importtime). nbformat validates notebooks without format checks, so the
+# grading processes start with that one import refused (jsonschema then simply has no "iri" checker).
+_BOOT = ("import runpy, sys; sys.modules.setdefault('rfc3987_syntax', None); sys.argv = sys.argv[1:]; "
+         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)")
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,18 @@ def namespaces_available() -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return r.returncode == 0 and r.stdout.strip().endswith("ok")
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """The command line ``python -m module args...`` of a grading process, started without rfc3987-syntax.
+
+    Args:
+        module: the module to run as ``__main__`` (e.g. ``"nbgrader"``, ``"course_lib.grading.trusted"``).
+        args: its command-line arguments.
+    Returns:
+        The argv list (this interpreter, ``-c`` and a two-line bootstrap that runs the module with runpy).
+    """
+    return [sys.executable, "-c", _BOOT, module, *map(str, args)]
 
 
 def wrap(argv: list[str], hide: list[str] = (), readonly: list[str] = (), network: bool = True) -> list[str]:

@@ -100,13 +100,7 @@ class StudentProcess:
     def close(self):
         """Stop the worker and remove its temporary directory."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                try:
-                    protocol.send(self.proc.stdin.fileno(), {"op": "exit"})
-                    self.proc.wait(timeout=2)
-                except (OSError, subprocess.TimeoutExpired, ValueError):
-                    pass
-            kill_group(self.proc)
+            kill_group(self.proc)  # nothing of the worker is kept: no need to wait for a clean exit
             for f in (self.proc.stdin, self.proc.stdout):
                 try:
                     f.close()

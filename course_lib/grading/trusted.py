@@ -85,8 +85,8 @@ def student_name(name: str):
 
 class _Collector:
     def __init__(self):
-        self.reports: dict[str, tuple[bool, str]] = {}
-        self.errors: list[str] = []
+        self.reports: dict[tuple[str, str], tuple[bool, str]] = {}  # (module file, test) -> (passed, message)
+        self.errors: dict[str, list[str]] = {}  # module file -> collection errors
 
     @staticmethod
     def _message(report) -> str:
@@ -95,8 +95,13 @@ class _Collector:
             return crash.message[:3000]
         return str(report.longrepr)[-3000:]
 
+    @staticmethod
+    def _key(nodeid: str) -> tuple[str, str]:
+        parts = nodeid.split("::")
+        return Path(parts[0]).name, parts[-1]
+
     def pytest_runtest_logreport(self, report):
-        name = report.nodeid.split("::")[-1]
+        name = self._key(report.nodeid)
         if report.failed:
             self.reports[name] = (False, self._message(report))
         elif report.when == "call" and name not in self.reports:
@@ -106,38 +111,58 @@ class _Collector:
 
     def pytest_collectreport(self, report):
         if report.failed:
-            self.errors.append(self._message(report))
+            self.errors.setdefault(Path(report.nodeid.split("::")[0]).name, []).append(self._message(report))
 
 
-def _run_cell(cell, names: list[str], workdir: Path, index: int, stop_early: bool = False) -> CellResult:
+def _run_cells(cells, names: list[str], workdir: Path, stop_early: bool = False) -> list[CellResult]:
+    """Run every test cell as its own test module, all in ONE pytest session (one start-up per submission).
+
+    Each cell keeps nbgrader's rule (its points exactly when all its tests pass); a cell whose module
+    cannot be imported fails alone (``--continue-on-collection-errors``). With ``stop_early`` the
+    session stops at the first failure and only the cells up to the first failing one are reported.
+    """
     import pytest
 
-    module = re.sub(r"\W", "_", cell.grade_id)
-    path = workdir / f"cell{index}" / f"test_{module}.py"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = ["import course_lib.grading.trusted as __course_trusted"]
-    header += [f"{n} = __course_trusted.student_name({n!r})" for n in names]
-    path.write_text("\n".join(header) + "\n" + cell.code + "\n")
-    ini = path.parent / "pytest.ini"
+    paths = []
+    for i, cell in enumerate(cells):
+        path = workdir / f"test_{i:03d}_{re.sub(r'[^0-9A-Za-z_]', '_', cell.grade_id)}.py"
+        header = ["import course_lib.grading.trusted as __course_trusted"]
+        header += [f"{n} = __course_trusted.student_name({n!r})" for n in names]
+        path.write_text("\n".join(header) + "\n" + cell.code + "\n")
+        paths.append(path)
+    ini = workdir / "pytest.ini"
     ini.write_text("[pytest]\naddopts =\n")
     collector = _Collector()
-    args = [str(path), "-q", "-p", "no:cacheprovider", "-c", str(ini), "--rootdir", str(path.parent),
-            "--import-mode=importlib", "-W", "ignore::DeprecationWarning", "-o", "console_output_style=classic"]
+    args = [*map(str, paths), "-q", "-p", "no:cacheprovider", "-c", str(ini), "--rootdir", str(workdir),
+            "--import-mode=importlib", "-W", "ignore::DeprecationWarning", "-o", "console_output_style=classic",
+            "--continue-on-collection-errors"]
     if stop_early:
         args.append("-x")
+    # the test cells use no third-party pytest plugin: skipping their discovery saves most of pytest's start-up
+    autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     with open(os.devnull, "w") as null:
         stdout, sys.stdout = sys.stdout, null
         try:
             pytest.main(args, plugins=[collector])
         finally:
             sys.stdout = stdout
-    tests = []
-    for name in cell.tests:
-        passed, msg = collector.reports.get(name, (False, "did not run"))
-        tests.append(TestResult(name, name in cell.hidden_tests, passed, msg))
-    error = "\n".join(collector.errors)
-    passed = not error and bool(tests) and all(t.passed for t in tests)
-    return CellResult(cell.grade_id, cell.points if passed else 0.0, cell.points, passed, tests, error)
+            if autoload is None:
+                os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+            else:
+                os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
+    out = []
+    for path, cell in zip(paths, cells):
+        tests = []
+        for name in cell.tests:
+            passed, msg = collector.reports.get((path.name, name), (False, "did not run"))
+            tests.append(TestResult(name, name in cell.hidden_tests, passed, msg))
+        error = "\n".join(collector.errors.get(path.name, []))
+        passed = not error and bool(tests) and all(t.passed for t in tests)
+        out.append(CellResult(cell.grade_id, cell.points if passed else 0.0, cell.points, passed, tests, error))
+        if stop_early and not passed:
+            break
+    return out
 
 
 def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = Limits(), call_timeout: float = 20.0,
@@ -161,11 +186,7 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
     try:
         with tempfile.TemporaryDirectory(prefix="course-trusted-") as tmp:
             todo = sorted(test_cells(src), key=lambda c: c.grade_id != first)
-            cells = []
-            for i, c in enumerate(todo):
-                cells.append(_run_cell(c, names, Path(tmp), i, stop_early))
-                if stop_early and not cells[-1].passed:
-                    break
+            cells = _run_cells(todo, names, Path(tmp), stop_early)
         return {"cells": [asdict(c) for c in cells], "load_errors": _SESSION.load_errors,
                 "load_failure": _SESSION.load_failure, "restarts": _SESSION.restarts}
     finally:

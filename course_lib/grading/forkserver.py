@@ -1,0 +1,287 @@
+"""A warm, sandboxed nbgrader: import nbgrader once, fork one fresh child per submission.
+
+``course autograde`` runs real ``nbgrader autograde`` once per submission, each in its own scratch
+course. Starting Python and importing nbgrader (traitlets, nbconvert, SQLAlchemy, jupyter_client,
+jsonschema ...) costs 2-4 s of CPU on the 2-core course machine -- more than nbgrader's own work on
+a small assignment. A :class:`ForkServer` is one sandboxed process (``sandbox.wrap``: the same hidden
+and read-only paths as the per-submission command it replaces) that imports nbgrader once and, for
+each request, forks a child that
+
+1. starts a new session (``setsid``) with the submission's resource limits (``sandbox.Limits``),
+2. where Linux allows, enters a new PID namespace of its own (the nbgrader process is its PID 1, so
+   every process the student's kernel leaves behind dies with it, as with one ``unshare`` per run),
+3. takes the scrubbed environment and the scratch course as working directory, sends its output to
+   the scratch course's log, and runs ``nbgrader <args>`` exactly as ``python -m nbgrader`` would.
+
+The server never runs student code itself: only its forked children start kernels. Fork after import
+is copy-on-write: each child starts from the same clean, freshly imported state, nothing of one
+submission reaches the next. Requests and replies are the grading protocol's length-prefixed JSON.
+
+:class:`ForkServerPool` hands one server to each grading thread (``--jobs N``: at most N servers,
+each serving its submissions one after the other) and stops them all at the end.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from . import protocol
+from .sandbox import Limits, kill_group, namespaces_available, popen_kwargs, python_module, scrubbed_env, wrap
+
+__all__ = ["ForkServer", "ForkServerPool", "run_nbgrader", "serve"]
+
+_CLONE_NEWPID = 0x20000000
+
+
+def _new_pid_namespace() -> bool:
+    """unshare(CLONE_NEWPID): the next fork of this process becomes PID 1 of a fresh namespace."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.unshare(_CLONE_NEWPID) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _child(request: dict) -> None:
+    """In the forked child: limits, namespace, environment, output; then nbgrader. Never returns."""
+    code = 70
+    try:
+        from .sandbox import _limit
+
+        _limit(Limits(**request["limits"]))()  # setsid + rlimits
+        if request.get("pid_namespace") and _new_pid_namespace():
+            pid = os.fork()  # the grandchild is PID 1 of the new namespace: its leftovers die with it
+            if pid:
+                _, status = os.waitpid(pid, 0)
+                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        sys.argv = ["nbgrader", *request["args"]]
+        from nbgrader.apps.nbgraderapp import NbGraderApp
+
+        try:
+            NbGraderApp.launch_instance(argv=list(request["args"]))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - report into the log, exit non-zero
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _wait(pid: int, deadline: float) -> int | None:
+    """The child's exit code, or None if it is still running at the deadline."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
+def serve() -> None:
+    """The server's loop (``python -m course_lib.grading.forkserver``): import nbgrader, then fork per request."""
+    rfd, wfd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    from nbgrader.apps.nbgraderapp import NbGraderApp  # noqa: F401 - the import the children share
+    import nbgrader.apps.autogradeapp  # noqa: F401
+    import nbgrader.converters.autograde  # noqa: F401
+
+    protocol.send(wfd, {"ready": True})
+    while True:
+        try:
+            request = protocol.recv(rfd)
+        except EOFError:
+            break
+        if request.get("op") == "exit":
+            break
+        pid = os.fork()
+        if pid == 0:
+            os.close(rfd)
+            os.close(wfd)
+            _child(request)
+        code = _wait(pid, time.monotonic() + float(request["timeout"]))
+        timed_out = code is None
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the child's whole session, finished or not
+        except (ProcessLookupError, PermissionError):
+            pass
+        if timed_out:
+            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        protocol.send(wfd, {"returncode": code, "timed_out": timed_out})
+
+
+class ForkServer:
+    """One sandboxed, warm nbgrader process (see the module docstring).
+
+    Args:
+        hide, readonly: paths hidden from / read-only for everything it runs (see ``sandbox.wrap``).
+        limits: resource limits of the server itself (its children get each request's own limits).
+    """
+
+    def __init__(self, hide=(), readonly=(), limits: Limits = Limits(memory_mb=1 << 20, cpu_s=24 * 3600)):
+        self.hide, self.readonly = list(hide), list(readonly)
+        self.home = tempfile.mkdtemp(prefix="course-forkserver-")
+        argv = wrap(python_module("course_lib.grading.forkserver"), hide=self.hide, readonly=self.readonly,
+                    network=True)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     **popen_kwargs(limits, self.home, scrubbed_env(self.home)))
+        self._ready = False
+
+    def _reply(self, timeout: float) -> dict:
+        from .student import _read_exact
+        import json
+        import struct
+
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        (n,) = struct.unpack(">Q", _read_exact(fd, 8, deadline))
+        if n > protocol.MAX_MESSAGE:
+            raise protocol.ProtocolError("oversized reply")
+        return json.loads(_read_exact(fd, n, deadline).decode("utf-8"))
+
+    def run(self, args: list[str], cwd: str, env: dict, log: str, limits: Limits, timeout: float) -> tuple[int, bool]:
+        """Run ``nbgrader *args`` in a fresh forked child; returns (exit code, timed out).
+
+        Raises:
+            RuntimeError: the server itself failed (the caller falls back to a fresh process).
+        """
+        try:
+            if not self._ready:
+                self._reply(120)
+                self._ready = True
+            protocol.send(self.proc.stdin.fileno(), {
+                "args": list(args), "cwd": str(cwd), "env": dict(env), "log": str(log), "timeout": float(timeout),
+                "limits": {"memory_mb": limits.memory_mb, "cpu_s": limits.cpu_s, "file_mb": limits.file_mb},
+                "pid_namespace": namespaces_available()})
+            reply = self._reply(timeout + 60)
+            return int(reply["returncode"]), bool(reply["timed_out"])
+        except (OSError, EOFError, TimeoutError, ValueError, KeyError, protocol.ProtocolError) as err:
+            self.close()
+            raise RuntimeError(f"the nbgrader fork server failed: {type(err).__name__}: {err}") from None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def close(self) -> None:
+        """Stop the server (and anything still running under it)."""
+        if self.proc is not None:
+            kill_group(self.proc)
+            for f in (self.proc.stdin, self.proc.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+            self.proc.wait()
+            self.proc = None
+        import shutil
+
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class ForkServerPool:
+    """Warm fork servers for the grading threads, one per (hidden paths, read-only paths) in use.
+
+    ``acquire`` hands a free server started with exactly those paths (a new one if none is free),
+    ``release`` gives it back, ``close`` (or leaving the ``with`` block) stops them all.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._free: dict[tuple, list[ForkServer]] = {}
+        self._all: list[ForkServer] = []
+
+    def acquire(self, hide=(), readonly=()) -> ForkServer:
+        key = (tuple(hide), tuple(readonly))
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            while free:
+                server = free.pop()
+                if server.alive:
+                    return server
+            server = ForkServer(hide, readonly)
+            self._all.append(server)
+            return server
+
+    def release(self, server: ForkServer) -> None:
+        if server.alive:
+            with self._lock:
+                self._free.setdefault((tuple(server.hide), tuple(server.readonly)), []).append(server)
+
+    def close(self) -> None:
+        with self._lock:
+            for server in self._all:
+                server.close()
+            self._all.clear()
+            self._free.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run_nbgrader(args: list[str], cwd, env: dict, log, limits: Limits, timeout: float, hide=(), readonly=(),
+                 forks: ForkServerPool | None = None) -> str:
+    """Run ``nbgrader *args`` sandboxed (hidden/read-only paths, limits, scrubbed env); '' or what went wrong.
+
+    With ``forks``, a warm fork server runs it; without one (or if the server fails) a fresh
+    ``unshare ... python -m nbgrader`` process does, exactly as before the fork server existed.
+
+    Args:
+        args: nbgrader's command line (e.g. ``["autograde", HW, "--student", s, "--force"]``).
+        cwd, env, log: working directory (the scratch course), environment, log file (stdout and stderr).
+        limits, timeout: resource limits and wall seconds.
+        hide, readonly: see ``sandbox.wrap``.
+        forks: a pool of fork servers, or None.
+    Returns:
+        "" when nbgrader ran to its end, else a short note for the grading summary.
+    """
+    if forks is not None:
+        server = forks.acquire(hide, readonly)
+        try:
+            _, timed_out = server.run(args, str(cwd), env, str(log), limits, timeout)
+            return f"nbgrader {args[0]} stopped after {timeout:g} s; " if timed_out else ""
+        except RuntimeError:
+            pass  # a broken server: grade this submission with a fresh process instead
+        finally:
+            forks.release(server)
+    argv = wrap(python_module("nbgrader", *args), hide=list(hide), readonly=list(readonly), network=True)
+    with open(log, "a") as fh:
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, **popen_kwargs(limits, str(cwd), env))
+        try:
+            proc.wait(timeout=timeout)
+            return ""
+        except subprocess.TimeoutExpired:
+            return f"nbgrader {args[0]} stopped after {timeout:g} s; "
+        finally:
+            kill_group(proc)
+            proc.wait()
+
+
+if __name__ == "__main__":
+    serve()
