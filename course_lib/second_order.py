@@ -25,7 +25,8 @@ from .convex import backtracking
 from .trace import Recorder, Trace
 from .validation import CourseError, check_int, check_positive
 
-__all__ = ["conjugate_gradient", "newton_cg", "lbfgs", "KFAC", "Shampoo", "matrix_power_sym"]
+__all__ = ["conjugate_gradient", "newton_cg", "lbfgs", "KFAC", "Shampoo", "matrix_power_sym",
+           "newton_method", "newton_cg_method", "lbfgs_method", "state_numel"]
 
 
 def conjugate_gradient(hvp, b, tol: float = 1e-10, max_iter: int | None = None):
@@ -316,3 +317,64 @@ class Shampoo(torch.optim.Optimizer):
                 step = st["L_root"] @ G if vector else st["L_root"] @ G @ st["R_root"]
                 p.add_(step.reshape(p.shape), alpha=-group["lr"])
         return loss
+
+
+def state_numel(optimizer: torch.optim.Optimizer) -> int:
+    """Numbers an optimizer keeps between steps: every tensor in ``optimizer.state`` (and K-FAC's factors).
+
+    Adam keeps 2 per parameter (m, v); SGD with momentum 1; K-FAC (d_in + 1)^2 + d_out^2 per layer for the
+    factors and as many again for their inverses; Shampoo d_out^2 + d_in^2 per matrix and as many for its roots.
+    """
+    def count(obj):
+        if torch.is_tensor(obj):
+            return obj.numel() if obj.dim() > 0 else 0
+        if isinstance(obj, dict):
+            return sum(count(v) for v in obj.values())
+        if isinstance(obj, (list, tuple)):
+            return sum(count(v) for v in obj)
+        return 0
+
+    return count(dict(optimizer.state)) + count(getattr(optimizer, "stats", {}))
+
+
+# -- methods for the experiment harness (kind = "algorithm": f(oracle, x0, *, seed, **hp)) ------------------
+def _cap(oracle, calls_per_step: float) -> int:
+    from .experiments.methods import max_steps
+
+    return min(max_steps(oracle, calls_per_step), 20_000)
+
+
+class _HessianFromHVPs:
+    """A problem view whose Hessian is assembled from dim Hessian-vector products (each one counted)."""
+
+    def __init__(self, problem):
+        self._p = problem
+        self.name = getattr(problem, "name", "problem")
+
+    def __getattr__(self, item):
+        return getattr(self._p, item)
+
+    def hess(self, x):
+        xp = namespace(x)
+        eye = xp.eye(x.shape[0], dtype=x.dtype)
+        H = xp.stack([self._p.hvp(x, eye[i]) for i in range(x.shape[0])])
+        return (H + H.T) / 2
+
+
+def newton_method(oracle, x0, *, seed: int = 0, alpha: float = 0.25, beta: float = 0.5):
+    """course_lib.newton.newton with the Hessian built from dim HVPs per iteration (they are counted as hvps)."""
+    from .newton import newton
+
+    return newton(_HessianFromHVPs(oracle), x0, alpha=alpha, beta=beta, tol=0.0, max_iter=_cap(oracle, 2),
+                  record_every=_cap(oracle, 2), keep_x=False)
+
+
+def newton_cg_method(oracle, x0, *, seed: int = 0, cg_tol: float | None = None):
+    """:func:`newton_cg` until the budget is spent (one gradient + CG's HVPs per iteration)."""
+    return newton_cg(oracle, x0, tol=0.0, max_iter=_cap(oracle, 1), cg_tol=cg_tol, record_every=_cap(oracle, 1))
+
+
+def lbfgs_method(oracle, x0, *, seed: int = 0, history_size: int = 10):
+    """:func:`lbfgs` (torch.optim.LBFGS, strong Wolfe) until the budget is spent."""
+    return lbfgs(oracle, x0, history_size=int(history_size), max_iter=_cap(oracle, 1), tol=0.0,
+                 record_every=_cap(oracle, 1))

@@ -18,8 +18,11 @@ from course_lib.grading import notebook as nbg
 from course_lib.grading.notebook import is_answer_cell, is_test_cell, meta
 
 LECTURES = sorted(p.name for p in (REPO / "lectures").glob("*.ipynb"))
-ALL_NOTEBOOKS = sorted(str(p.relative_to(REPO)) for d in ("lectures", "solutions", "assignments", "examples")
+ALL_NOTEBOOKS = sorted(str(p.relative_to(REPO)) for d in ("lectures", "solutions", "assignments", "examples",
+                                                          "projects")
                        for p in (REPO / d).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+# Phase II kits: projects/<topic>/<topic>.ipynb, run from the repository root (as `make lab` opens it)
+KIT_NOTEBOOKS = sorted(str(p.relative_to(REPO)) for p in (REPO / "projects").glob("*/*.ipynb"))
 
 
 def test_one_lecture_per_chapter():
@@ -36,6 +39,17 @@ def test_lecture_executes(name, tmp_path, record_property):
                    resources={"metadata": {"path": str(REPO / "lectures")}}).execute()
     elapsed = time.perf_counter() - start
     record_property("execution_seconds", round(elapsed, 1))
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", KIT_NOTEBOOKS)
+def test_kit_notebook_executes(path, record_property):
+    nb = nbformat.read(REPO / path, 4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    record_property("execution_seconds", round(time.perf_counter() - start, 1))
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
 
