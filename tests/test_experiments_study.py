@@ -2,7 +2,6 @@
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import pytest
 
@@ -40,8 +39,8 @@ def _load(tmp_path, text):
 
 
 @pytest.mark.parametrize("old, new, message", [
-    ("amount = 30", "amount = 0", "study.budget.amount must be > 0, got 0"),
-    ("amount = 30", "amount = -5", "study.budget.amount must be > 0, got -5"),
+    ("amount = 30", "amount = 0", "study.budget.amount must be > 0, got 0.0"),
+    ("amount = 30", "amount = -5", "study.budget.amount must be > 0, got -5.0"),
     ('unit = "gradients"', 'unit = "flops"', "study.budget.unit = 'flops' is not one of gradients"),
     ('sampler = "random"', 'sampler = "bayes"', "study.tuning.sampler = 'bayes' is not a sampler"),
     ("step_size = { low = 0.01, high = 0.1, log = true }", "", "method 'gd': the search space is empty"),
@@ -142,7 +141,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     (tmp_path / "bad.toml").write_text(GOOD.replace("amount = 30", "amount = 0"))
     res = _cli("run", "bad.toml", cwd=tmp_path, course=True)
     assert res.returncode == 2
-    assert res.stderr.strip() == "course experiment: study.budget.amount must be > 0, got 0."
+    assert res.stderr.strip() == "course experiment: study.budget.amount must be > 0, got 0.0."
     assert "Traceback" not in res.stderr
     res = _cli("report", "missing.toml", cwd=tmp_path)
     assert res.returncode == 2 and "does not exist" in res.stderr and len(res.stderr.strip().splitlines()) == 1

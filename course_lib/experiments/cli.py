@@ -28,7 +28,8 @@ class Progress:
 
     def __call__(self, rec: dict, reused: bool) -> None:
         self.n += 1
-        self.counts["reused" if reused else rec["status"]] = self.counts.get("reused" if reused else rec["status"], 0) + 1
+        kind = "reused" if reused else rec["status"]
+        self.counts[kind] = self.counts.get(kind, 0) + 1
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(f"{rec['method']}@{rec['workload']} {rec['status']}", refresh=False)

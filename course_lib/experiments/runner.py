@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
-import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -75,8 +73,9 @@ class _Pair:
             return []
         self.pending_trials[record["trial"]][record["seed_index"]] = record
         new = []
-        while self.next_tell in self.pending_trials and len(self.pending_trials[self.next_tell]) == self.study.tuning_seeds:
-            recs = list(self.pending_trials.pop(self.next_tell).values())
+        ready = self.pending_trials
+        while self.next_tell in ready and len(ready[self.next_tell]) == self.study.tuning_seeds:
+            recs = list(ready.pop(self.next_tell).values())
             self.tuner.tell(self.next_tell, trial_score(recs, self.study.score, self.study.amount, self.goal))
             self.next_tell += 1
         if not self.pending_trials:

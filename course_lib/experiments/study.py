@@ -13,14 +13,13 @@ runs of every method use the same seeds (paired comparisons) and a rerun uses th
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..validation import CourseError
+from ..validation import CourseError, check_int, check_positive, check_real
 from .oracle import UNITS
 
 __all__ = ["Study", "WorkloadSpec", "MethodSpec", "Param", "StudyError", "load_study", "loads_study",
@@ -153,18 +152,20 @@ def _keys(d: dict, allowed: tuple, where: str) -> None:
                          f"{', '.join(allowed)}.")
 
 
+def _checked(check, value, where: str, *args):
+    """Run a course_lib.validation check; its CourseError becomes a StudyError (same message)."""
+    try:
+        return check(value, where, *args)
+    except CourseError as exc:
+        raise StudyError(str(exc)) from None
+
+
 def _int(value, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise StudyError(f"{where} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise StudyError(f"{where} must be >= {minimum}, got {value!r}.")
-    return value
+    return _checked(check_int, value, where, minimum)
 
 
 def _number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise StudyError(f"{where} must be a finite number, got {value!r}.")
-    return float(value)
+    return _checked(check_real, value, where)
 
 
 def _choice(value, options: tuple, where: str) -> str:
@@ -221,7 +222,8 @@ def _workload(d, i: int) -> WorkloadSpec:
     where = f"workload {name!r}"
     target = d.get("target")
     return WorkloadSpec(
-        name=name, factory=_import_path(d["factory"], f"{where}: factory"), args=_table(d.get("args", {}), f"{where}: args"),
+        name=name, factory=_import_path(d["factory"], f"{where}: factory"),
+        args=_table(d.get("args", {}), f"{where}: args"),
         metric=str(d["metric"]), target=None if target is None else _number(target, f"{where}: target"),
         goal=None if d.get("goal") is None else _choice(d["goal"], ("min", "max"), f"{where}: goal"),
         validation_metric=d.get("validation_metric"), seed=_int(d.get("seed", 0), f"{where}: seed", 0),
@@ -229,10 +231,7 @@ def _workload(d, i: int) -> WorkloadSpec:
 
 
 def _log_every(value, where: str) -> float:
-    v = _number(value, where)
-    if v < 0:
-        raise StudyError(f"{where} must be >= 0 (0 logs every call), got {value!r}.")
-    return v
+    return _checked(check_positive, value, where, True)
 
 
 def _method(d, i: int, trials: int) -> MethodSpec:
@@ -279,9 +278,7 @@ def loads_study(text: str, path: "str | Path | None" = None) -> Study:
     if "amount" not in budget:
         raise StudyError("study.budget.amount is missing: how many budget units every run may spend.")
     unit = _choice(budget.get("unit", "gradients"), UNITS, "study.budget.unit")
-    amount = _number(budget["amount"], "study.budget.amount")
-    if amount <= 0:
-        raise StudyError(f"study.budget.amount must be > 0, got {budget['amount']!r}.")
+    amount = _checked(check_positive, budget["amount"], "study.budget.amount")
     tuning = _table(st.get("tuning", {}), "[study.tuning]")
     _keys(tuning, ("trials", "sampler", "seeds", "score", "batch"), "[study.tuning]")
     trials = _int(tuning.get("trials", 8), "study.tuning.trials", 0)
@@ -313,7 +310,8 @@ def loads_study(text: str, path: "str | Path | None" = None) -> Study:
     p = Path(path).resolve() if path is not None else None
     return Study(
         name=name, description=str(st.get("description", "")), seeds=seeds, baseline=baseline, unit=unit,
-        amount=amount, trials=trials, sampler=sampler, tuning_seeds=_int(tuning.get("seeds", 1), "study.tuning.seeds", 1),
+        amount=amount, trials=trials, sampler=sampler,
+        tuning_seeds=_int(tuning.get("seeds", 1), "study.tuning.seeds", 1),
         score=_choice(tuning.get("score", "validation"), SCORES, "study.tuning.score"),
         batch=_int(tuning.get("batch", default_batch or 1), "study.tuning.batch", 1),
         workloads=workloads, methods=methods,
