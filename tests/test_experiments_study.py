@@ -162,3 +162,22 @@ def test_cli_run_prints_a_line_per_run_and_a_summary(tmp_path):
     assert "0 run(s) computed" in again.stderr and "7 reused from the store" in again.stderr
     report = _cli("report", "good.toml", cwd=tmp_path)
     assert report.returncode == 0 and "| quad | gd |" in report.stdout
+
+
+def test_progress_bar_on_a_terminal_shows_count_rate_and_eta():
+    import io
+
+    from course_lib.experiments.cli import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    bar = Progress(3, "study demo", stream=term)
+    for i, status in enumerate(("ok", "diverged", "failed")):
+        bar({"key": f"final/w/m/best/{i}", "method": "m", "workload": "w", "status": status}, reused=False)
+    summary = bar.close()
+    shown = term.getvalue()
+    assert "study demo" in shown and "3/3" in shown and "run/s" in shown and "<" in shown  # count, rate, ETA
+    assert summary.startswith("3 run(s) computed (1 ok, 1 diverged, 1 failed), 0 reused")
