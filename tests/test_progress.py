@@ -53,3 +53,27 @@ def test_summary_line_rate_counts_only_finished_work():
     assert summary_line("demo", {"graded": 3, "failed": 1, "skipped": 6}, 40.0, "submission") == (
         "demo: 3 graded, 1 failed, 6 skipped in 40 s (10.0 s per submission)")
     assert summary_line("demo", {"skipped": 2}, 1.0) == "demo: 0 graded, 0 failed, 2 skipped in 1 s"
+
+
+def test_check_progress_adapter_counts_mutant_batches():
+    from course_lib.cli_support import check_progress
+
+    out = io.StringIO()
+    progress = check_progress("hw00", stream=out)
+    progress("hw00 mutants", 40, 97)
+    progress("hw00 mutants", 57, 97)
+    progress.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[40/97 ") and lines[1].startswith("[97/97 ")
+    assert lines[2].startswith("check hw00: hw00 mutants: 97 graded in ")
+
+
+def test_jobs_type_rejects_zero_and_negatives():
+    import argparse
+
+    from course_lib.cli_support import positive_int
+
+    assert positive_int("3") == 3
+    for bad in ("0", "-3", "two", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match=">= 1"):
+            positive_int(bad)
