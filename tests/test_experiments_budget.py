@@ -244,3 +244,20 @@ def test_full_batch_sam_on_a_vector_problem_spends_exactly_the_budget(tmp_path):
     lam = diagonal_quadratic(dim=20, kappa=100).problem.eigenvalues
     gd = _final(records, "gd")[0]
     assert gd["final_metric"] == pytest.approx(_gd_values(lam, gd["config"]["step_size"], 101)[-1], rel=1e-9)
+
+
+def test_uncounted_calls_are_capped_so_a_run_always_ends(tmp_path):
+    # Nelder-Mead calls only function values; under a *gradient* budget they are free, so it would never stop
+    text = ZO_STUDY.replace('unit = "function_values"', 'unit = "gradients"').replace("amount = 201", "amount = 20")
+    (tmp_path / "team_zo.py").write_text(TEAM)
+    records = run_study(_study(tmp_path, text), jobs=0, out=tmp_path / "out", report=False)
+    for r in records:
+        assert r["status"] == "failed"
+        assert r["message"].startswith("TooManyFreeCalls: 1200 function_values calls, which a gradients budget")
+        assert r["spent"]["function_values"] == 1200 and r["spent"]["gradients"] == 0
+
+
+def test_a_torch_workload_cannot_be_budgeted_in_function_values(tmp_path):
+    text = SAM_STUDY.replace('unit = "gradients"', 'unit = "function_values"')
+    with pytest.raises(ValueError, match="study.budget.unit = 'function_values' cannot budget workload 'digits'"):
+        run_study(_study(tmp_path, text), jobs=0, out=tmp_path / "out")

@@ -21,13 +21,20 @@ import time
 
 import numpy as np
 
-__all__ = ["BudgetExhausted", "Diverged", "Budget", "Curve", "CountingOracle", "UNITS"]
+__all__ = ["BudgetExhausted", "Diverged", "TooManyFreeCalls", "Budget", "Curve", "CountingOracle", "UNITS"]
 
 UNITS = ("gradients", "function_values", "examples", "epochs", "seconds")
 
 
 class BudgetExhausted(Exception):
     """The method asked for more than the budget; the run ends here (not an error)."""
+
+
+class TooManyFreeCalls(RuntimeError):
+    """A method made more uncounted calls than FREE_CALLS_PER_UNIT allows (it would never hit the budget)."""
+
+
+FREE_CALLS_PER_UNIT = 10  # uncounted calls allowed per unit of budget (plus 1000), e.g. f(x_k) under a gradient budget
 
 
 class Diverged(ArithmeticError):
@@ -76,6 +83,10 @@ class Budget:
                 raise BudgetExhausted(f"budget of {self.amount:g} seconds used up")
         elif cost > 0 and self.spent() + cost > self.amount * (1 + 1e-12):
             raise BudgetExhausted(f"budget of {self.amount:g} {self.unit} used up")
+        elif cost == 0 and self.counts[kind] >= FREE_CALLS_PER_UNIT * self.amount + 1000:
+            raise TooManyFreeCalls(
+                f"{self.counts[kind]} {kind} calls, which a {self.unit} budget does not count (at most "
+                f"{FREE_CALLS_PER_UNIT} per unit of budget + 1000); count them with study.budget.unit = \"{kind}\"")
         self.counts[kind] += 1
         self.counts["examples"] += examples if kind != "examples" else 0
 

@@ -262,6 +262,9 @@ def _check_targets(study: Study) -> None:
             warnings.warn(f"workload {w.name!r}: target = {w.target:g} can never be reached ({w.metric} is always "
                           f"{'>=' if goal == 'min' else '<='} {lo if goal == 'min' else hi:g}); every run will be "
                           "censored (reported as not reaching it).", stacklevel=3)
+        if workload.kind == "torch" and study.unit == "function_values":
+            raise CourseError(f"study.budget.unit = 'function_values' cannot budget workload {w.name!r}: its torch "
+                              "training loop spends gradients; use gradients, examples, epochs or seconds.")
         for m in study.methods:
             if (workload.kind == "torch") != (m.kind == "optimizer"):
                 want = "optimizer" if workload.kind == "torch" else "algorithm"
