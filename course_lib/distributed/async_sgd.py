@@ -22,7 +22,7 @@ import threading
 import time
 
 from ..validation import CourseError, check_int, check_positive
-from .workload import RunLog, Workload, flat_grad, flat_params, set_flat_params
+from .workload import RunLog, Workload, flat_grad, flat_params, set_flat_params, single_thread
 
 __all__ = ["dc_asgd_update", "delay_schedule", "simulate_async_sgd", "parameter_server"]
 
@@ -84,6 +84,11 @@ def simulate_async_sgd(workload: Workload, schedule, n_workers: int, step_size: 
     """
     check_positive(step_size, "step_size")
     _check_schedule(schedule, n_workers)
+    with single_thread():
+        return _simulate(workload, schedule, n_workers, step_size, lam, batch_size, seed, log_every)
+
+
+def _simulate(workload, schedule, n_workers, step_size, lam, batch_size, seed, log_every):
     model = workload.model(seed)
     history, counts = [flat_params(model)], [0] * n_workers
     for t, (w, v) in enumerate(schedule):

@@ -85,6 +85,13 @@ def sgd_reference(workload: Workload, n_steps: int, step_size: float, batch_size
     Returns:
         the Trace (bytes = 0: nothing is communicated).
     """
+    from .workload import single_thread
+
+    with single_thread():
+        return _sgd_reference(workload, n_steps, step_size, batch_size, world_size, momentum, seed, log_every)
+
+
+def _sgd_reference(workload, n_steps, step_size, batch_size, world_size, momentum, seed, log_every):
     import torch
 
     model = workload.model(seed)

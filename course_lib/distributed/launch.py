@@ -19,6 +19,7 @@ import pickle
 import socket
 import time
 import traceback
+import warnings
 
 __all__ = ["free_port", "launch", "init_from_env", "run_jobs"]
 
@@ -65,6 +66,8 @@ def _worker(rank, fn, world_size, port, rpc_port, backend, timeout_s, threads, q
     import torch.distributed as dist
 
     torch.set_num_threads(threads)
+    # torch's model averager and DDP pass the gloo backend object where a group is expected (harmless, noisy)
+    warnings.filterwarnings("ignore", message="You are using a Backend", category=UserWarning)
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     try:
         if backend == "nccl":
