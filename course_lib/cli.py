@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments.cli import add_parser as add_experiment
 
     add_experiment(sub)  # course experiment run|report (Phase II studies)
+    from .projects import add_parser as add_project
+
+    add_project(sub)  # course project list|new|review (Phase II kits, team repositories, journal club)
     from .grading import exchange
 
     p = add("collect", exchange.cli_collect, "Collect submissions into submitted/ (nbgrader collect from the "
