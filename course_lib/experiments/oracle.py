@@ -56,6 +56,9 @@ class Budget:
         self.unit, self.amount, self.n_examples = unit, float(amount), max(int(n_examples), 1)
         self.counts = {"gradients": 0, "function_values": 0, "examples": 0, "hvps": 0}
         self._start = time.perf_counter()
+        # the cap in counted calls: of the unit itself, or of examples for examples/epochs
+        self._cap = self.amount * (self.n_examples if unit == "epochs" else 1) * (1 + 1e-12)
+        self._free_cap = FREE_CALLS_PER_UNIT * self.amount + 1000
 
     def spent(self, unit: str | None = None) -> float:
         """The budget spent so far in ``unit`` (default: the capped unit)."""
@@ -66,29 +69,27 @@ class Budget:
             return self.counts["examples"] / self.n_examples
         return float(self.counts[unit])
 
-    def _cost(self, kind: str, examples: int) -> float:
-        if self.unit == "seconds":
-            return 0.0
-        if self.unit == "epochs":
-            return examples / self.n_examples
-        if self.unit == "examples":
-            return float(examples)
-        return 1.0 if kind == self.unit else 0.0
-
     def charge(self, kind: str, examples: int = 0) -> None:
-        """Count one call of ``kind`` touching ``examples`` training examples, or raise BudgetExhausted."""
-        cost = self._cost(kind, examples)
-        if self.unit == "seconds":
-            if self.spent() >= self.amount:
+        """Count one call of ``kind`` touching ``examples`` training examples, or raise BudgetExhausted.
+
+        Raises TooManyFreeCalls when calls the unit does not count exceed FREE_CALLS_PER_UNIT per unit + 1000.
+        """
+        counts, unit = self.counts, self.unit
+        if kind == unit:  # gradients or function_values
+            if counts[kind] + 1 > self._cap:
+                raise BudgetExhausted(f"budget of {self.amount:g} {unit} used up")
+        elif unit == "seconds":
+            if time.perf_counter() - self._start >= self.amount:
                 raise BudgetExhausted(f"budget of {self.amount:g} seconds used up")
-        elif cost > 0 and self.spent() + cost > self.amount * (1 + 1e-12):
-            raise BudgetExhausted(f"budget of {self.amount:g} {self.unit} used up")
-        elif cost == 0 and self.counts[kind] >= FREE_CALLS_PER_UNIT * self.amount + 1000:
+        elif examples and unit in ("examples", "epochs"):
+            if counts["examples"] + examples > self._cap:
+                raise BudgetExhausted(f"budget of {self.amount:g} {unit} used up")
+        elif counts[kind] >= self._free_cap:
             raise TooManyFreeCalls(
                 f"{self.counts[kind]} {kind} calls, which a {self.unit} budget does not count (at most "
                 f"{FREE_CALLS_PER_UNIT} per unit of budget + 1000); count them with study.budget.unit = \"{kind}\"")
-        self.counts[kind] += 1
-        self.counts["examples"] += examples if kind != "examples" else 0
+        counts[kind] += 1
+        counts["examples"] += examples
 
     def summary(self) -> dict:
         """All counts plus the capped unit's spend (JSON-ready)."""
@@ -173,6 +174,8 @@ class CountingOracle:
         self._problem, self.budget, self._metric, self.curve = problem, budget, metric, curve
         self._observed = False
         self.last_point = None
+        u = budget.unit
+        self._logged_kind = u if u in ("gradients", "function_values") else "gradients"  # calls that log the curve
         for name in ("dim", "L", "mu", "n", "lam", "L_max", "backend", "name"):
             if hasattr(problem, name):
                 setattr(self, name, getattr(problem, name))
@@ -197,13 +200,9 @@ class CountingOracle:
             self._log(x)
 
     def _charge(self, x, kind: str, examples: int) -> None:
-        if not self._observed and kind == self._logged_kind() and self.curve.due(self.budget.spent()):
+        if kind == self._logged_kind and not self._observed and self.curve.due(self.budget.spent()):
             self._log(x)
         self.budget.charge(kind, examples)
-
-    def _logged_kind(self) -> str:
-        u = self.budget.unit
-        return u if u in ("gradients", "function_values") else "gradients"
 
     # -- the oracle ------------------------------------------------------------------------------
     @property
