@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from .progress import Progress
 from .validation import CourseError, check_int
@@ -94,12 +95,13 @@ class check_progress:  # noqa: N801 - used like a function: check_assignment(...
 
     def __init__(self, assignment: str, stream=None):
         self.assignment, self.stream, self.bar = assignment, stream, None
+        self.start = time.monotonic()  # the reference solution is graded before the first batch
 
     def __call__(self, label: str, count: int, total: int) -> None:
         if self.bar is None or self.bar.total != total:
             self.close()
             self.bar = Progress(total, f"check {self.assignment}: {label}", unit="mutant", stream=self.stream,
-                                summary=False)
+                                summary=False, start=self.start)
         self.bar.done(label, "graded", f"batch of {count}", count=count)
 
     def close(self) -> None:
@@ -107,6 +109,7 @@ class check_progress:  # noqa: N801 - used like a function: check_assignment(...
             self.bar.close()
             print(f"{self.bar.desc}: {self.bar.n} graded in {self.bar.elapsed:.0f} s", file=self.bar.stream)
             self.bar = None
+            self.start = time.monotonic()
 
 
 def count_submissions(course, assignment: str, students=None) -> int:

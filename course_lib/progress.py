@@ -57,13 +57,14 @@ class Progress:
         stream: where to write (default ``sys.stderr``).
         tty: force the bar (True) or the one-line-per-item log (False); default: ``stream.isatty()``.
         summary: print the summary line when the block ends.
+        start: ``time.monotonic()`` at which the work began, if before this object was made (default: now).
     Attributes:
         counts: Counter of "graded"/"failed"/"skipped" so far.
         failures: [(label, status, detail)] of the items that failed, for the caller's report.
     """
 
     def __init__(self, total: int, desc: str, unit: str = "item", stream=None, tty: bool | None = None,
-                 summary: bool = True):
+                 summary: bool = True, start: float | None = None):
         self.total, self.desc, self.unit = int(total), desc, unit
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) if tty is None else bool(tty)
@@ -71,10 +72,12 @@ class Progress:
         self.counts: Counter = Counter()
         self.failures: list[tuple[str, str, str]] = []
         self.n = 0
-        self.start = self.last = time.monotonic()
+        self.start = time.monotonic() if start is None else float(start)
         self.bar = (tqdm(total=self.total, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True,
                          bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
                     if self.tty else None)
+        if self.bar is not None and start is not None:  # tqdm's clock is time.time()
+            self.bar.start_t -= time.monotonic() - self.start
 
     def done(self, label: str, status: str, detail: str = "", count: int = 1) -> None:
         """One item (or ``count`` items of a batch) finished with ``status``; ``detail`` is shown after it."""
@@ -96,7 +99,6 @@ class Progress:
             if detail:
                 text += f" {detail}"
             print(text, file=self.stream, flush=True)
-        self.last = now
 
     @property
     def elapsed(self) -> float:

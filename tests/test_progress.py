@@ -77,3 +77,15 @@ def test_jobs_type_rejects_zero_and_negatives():
     for bad in ("0", "-3", "two", "1.5"):
         with pytest.raises(argparse.ArgumentTypeError, match=">= 1"):
             positive_int(bad)
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_time_counts_from_the_given_start(tty):
+    import time
+
+    out = io.StringIO()
+    with Progress(1, "check", stream=out, tty=tty, start=time.monotonic() - 30) as bar:
+        bar.done("batch", "graded")
+    assert out.getvalue().rstrip().splitlines()[-1].startswith("check: 1 graded, 0 failed, 0 skipped in 30 s")
+    if tty:
+        assert "00:30" in out.getvalue()  # tqdm's elapsed time
