@@ -156,12 +156,15 @@ def run(n: int, d: int, repeats: int, lam: float = 1e-3, seed: int = 0) -> dict:
 
     # interleaved rounds (a, b, c, d, a, b, ...): load from other processes hits every variant alike
     samples = {name: [] for name in steps}
+    cpu_samples = {name: [] for name in steps}  # this process's CPU time: what other processes' load inflates least
     for _ in range(repeats):
         for name, (step, _) in steps.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step()
+            cpu_samples[name].append(time.process_time() - c0)
             samples[name].append(time.perf_counter() - t0)
     times = {name: statistics.median(v) for name, v in samples.items()}
+    cpu = {name: statistics.median(v) for name, v in cpu_samples.items()}
 
     bw = measure_bandwidth(X.nbytes, max(3, repeats))
     bound = 2 * X.nbytes / (bw["used"] * 1e9)
@@ -179,6 +182,9 @@ def run(n: int, d: int, repeats: int, lam: float = 1e-3, seed: int = 0) -> dict:
         "X_bytes": X.nbytes,
         "seconds": times, "samples": samples,
         "seconds_min": {k: min(v) for k, v in samples.items()},  # less sensitive to other load than the median
+        "cpu_seconds": cpu, "cpu_samples": cpu_samples,
+        "cpu_ratios": {"course_lib / numpy_loop": cpu["course_lib"] / cpu["numpy_loop"],
+                       "course_lib_torch / torch_plain": cpu["course_lib_torch"] / cpu["torch_plain"]},
         "bandwidth_GBps": bw, "bandwidth_bound_seconds": bound,
         "bandwidth_bound_note": "2 * X.nbytes / max(measured read bandwidths): reading X twice (X w, X^T r)",
         "ratios": ratios,
@@ -213,7 +219,10 @@ def to_markdown(r: dict) -> str:
         f"Ratios: course_lib / NumPy loop = **{rt['course_lib / numpy_loop']:.2f}**, "
         f"course_lib torch / plain torch = **{rt['course_lib_torch / torch_plain']:.2f}**, "
         f"torch / NumPy = **{rt['torch_plain / numpy_loop']:.2f}**, "
-        f"NumPy loop / bandwidth bound = **{rt['numpy_loop / bandwidth_bound']:.2f}**.",
+        f"NumPy loop / bandwidth bound = **{rt['numpy_loop / bandwidth_bound']:.2f}**. In CPU time of the process "
+        f"(less sensitive to other processes' load): course_lib / NumPy loop = "
+        f"{r['cpu_ratios']['course_lib / numpy_loop']:.2f}, course_lib torch / plain torch = "
+        f"{r['cpu_ratios']['course_lib_torch / torch_plain']:.2f}.",
         "",
         f"Bandwidth (GB/s): NumPy sum {bw['numpy_sum']:.1f} (1 thread), NumPy copy {bw['numpy_copy']:.1f} "
         f"(read + write counted), torch sum {bw['torch_sum']:.1f} ({m['torch_threads']} threads); the bound uses the "

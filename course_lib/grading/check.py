@@ -30,7 +30,7 @@ def run_trusted(source: str, submissions: dict[str, str], cfg: AssignmentConfig,
                "limits": {"memory_mb": int(cfg.memory_mb)}, "call_timeout": cfg.timeout_s,
                "load_timeout": cfg.load_timeout_s, "hide": list(hide), "readonly": list(readonly)}
         if mutants is not None:  # mutation testing: short calls, stop at the first failure, target cell first
-            job.update(call_timeout=cfg.mutant_timeout_s, stop_early=True, first=mutants)
+            job.update(call_timeout=cfg.mutant_timeout_s, stop_early=True, first=mutants, reuse_worker=True)
         jpath, opath = Path(tmp) / "job.json", Path(tmp) / "out.json"
         jpath.write_text(json.dumps(job))
         try:

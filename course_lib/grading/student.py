@@ -97,6 +97,24 @@ class StudentProcess:
                 self.load_failure = str(err)
                 raise
 
+    def reload(self, cells: list[str]):
+        """Run another program in the same warm worker, if it is alive (else the next call starts a fresh one).
+
+        For ``course check`` only: its mutants are the instructor's own code, so one sandbox start can
+        serve many of them (a submission always gets a worker of its own). The namespace is emptied
+        first; imported modules stay imported.
+        """
+        self.cells, self.load_errors, self.load_failure, self.restarts = list(cells), [], None, 0
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            return
+        try:
+            reply = self._request({"op": "load", "cells": self.cells, "forbidden": self.forbidden}, self.load_timeout,
+                                  what="running your notebook's code")
+            self.load_errors = reply.get("errors", [])
+        except StudentCrash as err:
+            self.load_failure = str(err)
+
     def close(self):
         """Stop the worker and remove its temporary directory."""
         if self.proc is not None:

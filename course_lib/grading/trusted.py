@@ -167,7 +167,7 @@ def _run_cells(cells, names: list[str], workdir: Path, stop_early: bool = False)
 
 def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = Limits(), call_timeout: float = 20.0,
                    load_timeout: float = 120.0, hide=(), readonly=(), stop_early: bool = False,
-                   first: str | None = None) -> dict:
+                   first: str | None = None, session: StudentProcess | None = None) -> dict:
     """Score one submitted notebook against its source notebook's test cells.
 
     Args:
@@ -175,14 +175,20 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
         submitted_path: the student's notebook.
         forbidden: library functions the submission may not call.
         limits, call_timeout, load_timeout, hide, readonly: sandbox settings (see StudentProcess).
+        stop_early, first: stop at the first failing cell; grade the cell ``first`` first (course check).
+        session: a warm worker to reuse (``StudentProcess.reload``; course check's mutants only).
     Returns:
         {"cells": [CellResult as dict, ...], "load_errors": [...], "restarts": n}
     """
     global _SESSION
     src, sub = read(source_path), read(submitted_path)
     names = answer_names(src)
-    _SESSION = StudentProcess(student_program(src, sub), forbidden, limits, call_timeout, load_timeout,
-                              hide=hide, readonly=readonly)
+    if session is None:
+        _SESSION = StudentProcess(student_program(src, sub), forbidden, limits, call_timeout, load_timeout,
+                                  hide=hide, readonly=readonly)
+    else:
+        session.reload(student_program(src, sub))
+        _SESSION = session
     try:
         with tempfile.TemporaryDirectory(prefix="course-trusted-") as tmp:
             todo = sorted(test_cells(src), key=lambda c: c.grade_id != first)
@@ -190,7 +196,8 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
         return {"cells": [asdict(c) for c in cells], "load_errors": _SESSION.load_errors,
                 "load_failure": _SESSION.load_failure, "restarts": _SESSION.restarts}
     finally:
-        _SESSION.close()
+        if session is None:
+            _SESSION.close()
         _SESSION = None
 
 
@@ -199,13 +206,19 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(argv[0]).read_text())
     limits = Limits(**job.get("limits", {}))
+    settings = (job.get("forbidden", []), limits, job.get("call_timeout", 20.0), job.get("load_timeout", 120.0))
+    hide, readonly = job.get("hide", []), job.get("readonly", [])
+    # course check's mutants share one warm worker; submissions never do
+    shared = StudentProcess([], *settings, hide=hide, readonly=readonly) if job.get("reuse_worker") else None
     out = {}
-    for key, sub in job["submissions"].items():
-        out[key] = grade_notebook(job["source"], sub, job.get("forbidden", []), limits,
-                                  job.get("call_timeout", 20.0), job.get("load_timeout", 120.0),
-                                  job.get("hide", []), job.get("readonly", []), job.get("stop_early", False),
-                                  job.get("first", {}).get(key))
-        Path(argv[1]).write_text(json.dumps(out))  # partial results survive a kill
+    try:
+        for key, sub in job["submissions"].items():
+            out[key] = grade_notebook(job["source"], sub, *settings, hide, readonly, job.get("stop_early", False),
+                                      job.get("first", {}).get(key), session=shared)
+            Path(argv[1]).write_text(json.dumps(out))  # partial results survive a kill
+    finally:
+        if shared is not None:
+            shared.close()
     Path(argv[1]).write_text(json.dumps(out))
     return 0
 

@@ -6,7 +6,9 @@ stdin and answers on its original stdout; the student's own prints go to a log f
 the protocol. Requests:
 
 - ``{"op": "load", "cells": [...], "forbidden": [...]}``: run the notebook's code cells (IPython
-  syntax, magics included) after replacing each forbidden library function by one that refuses.
+  syntax, magics included) after replacing each forbidden library function by one that refuses. A
+  second ``load`` first empties the namespace (``InteractiveShell.reset``): ``course check`` grades
+  many mutants of the reference solution in one warm worker.
 - ``{"op": "get", "name": n}``: is ``n`` defined, callable, and if not its value.
 - ``{"op": "call", "name": n, "args": ..., "kwargs": ...}``: call ``n`` and return its value.
 
@@ -80,6 +82,8 @@ def main() -> None:
                     _forbid(path)
                 from IPython.core.interactiveshell import InteractiveShell
 
+                if shell is not None:  # another program in this warm worker (course check: the next mutant)
+                    shell.reset(new_session=False)
                 shell = InteractiveShell.instance()
                 errors = []
                 for i, src in enumerate(msg["cells"]):
