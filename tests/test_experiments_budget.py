@@ -261,3 +261,17 @@ def test_a_torch_workload_cannot_be_budgeted_in_function_values(tmp_path):
     text = SAM_STUDY.replace('unit = "gradients"', 'unit = "function_values"')
     with pytest.raises(ValueError, match="study.budget.unit = 'function_values' cannot budget workload 'digits'"):
         run_study(_study(tmp_path, text), jobs=0, out=tmp_path / "out")
+
+
+def test_reused_function_values_never_go_stale():
+    """The oracle reuses f(x) the method just computed at the same point, compared by value, not identity."""
+    w = diagonal_quadratic(dim=4, kappa=10)
+    curve = Curve()
+    oracle = CountingOracle(w.problem, Budget("gradients", 10), lambda x: w.evaluate("suboptimality", x), curve,
+                            value_offset=0.0)
+    x = w.initial_point(0).copy()
+    f_x = float(oracle.value(x))
+    oracle.grad(x)  # logged from the cached value
+    x *= 0.5  # an in-place update: same object, new point
+    oracle.grad(x)
+    assert curve.metric == [f_x, pytest.approx(f_x / 4, rel=1e-15)]

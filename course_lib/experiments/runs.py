@@ -108,7 +108,8 @@ def execute(spec: dict) -> dict:
             if m["kind"] != "algorithm":
                 raise CourseError(f"method {m['name']!r} has kind = {m['kind']!r} but workload {w['name']!r} is a "
                                   "vector problem; use kind = \"algorithm\" (f(oracle, x0, *, seed, **hp)).")
-            oracle = CountingOracle(workload.problem, budget, lambda x: workload.evaluate(metric, x), curve)
+            oracle = CountingOracle(workload.problem, budget, lambda x: workload.evaluate(metric, x), curve,
+                                    value_offset=getattr(workload, "value_offsets", {}).get(metric))
             x0 = workload.initial_point(spec["seed"])
             oracle.start(x0)
             try:
