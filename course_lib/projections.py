@@ -152,7 +152,7 @@ def lmo_simplex(g, radius: float = 1.0):
         A vertex of the simplex (one nonzero entry).
     """
     radius = check_positive(radius, "radius")
-    xp = namespace(check_array(g, "g", ndim=1))
+    xp = namespace(check_array(g, "g", ndim=1, finite=False))
     s = xp.zeros_like(g)
     s[int(to_float(xp.argmin(g)))] = radius
     return s
@@ -167,7 +167,7 @@ def lmo_l1_ball(g, radius: float = 1.0):
         A vertex of the l1 ball.
     """
     radius = check_positive(radius, "radius")
-    xp = namespace(check_array(g, "g", ndim=1))
+    xp = namespace(check_array(g, "g", ndim=1, finite=False))
     i = int(to_float(xp.argmax(xp.abs(g))))
     s = xp.zeros_like(g)
     s[i] = -radius if to_float(g[i]) > 0 else radius
