@@ -95,26 +95,28 @@ def get_backend(spec: "str | Backend | None" = None) -> Backend:
     """Parse a backend name: ``None``/"numpy", "torch", "torch:cpu", "torch:cuda", "torch:cuda:1".
 
     Raises:
-        ValueError: for an unknown name, or "torch:cuda" on a machine without CUDA.
+        CourseError (a ValueError): for an unknown name, or "torch:cuda" on a machine without CUDA.
     """
+    from .validation import CourseError  # a ValueError
+
     if isinstance(spec, Backend):
         return spec
     if spec is None or spec == "numpy":
         return Backend("numpy")
     if not isinstance(spec, str) or not spec.startswith("torch"):
-        raise ValueError(
+        raise CourseError(
             f"Unknown backend {spec!r}. Use 'numpy', 'torch', 'torch:cpu' or 'torch:cuda'."
         )
     head, _, device = spec.partition(":")
     device = device or "cpu"
     if head != "torch" or not (device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device)):
-        raise ValueError(
+        raise CourseError(
             f"Unknown backend {spec!r}. Use 'numpy', 'torch', 'torch:cpu' or 'torch:cuda'."
         )
     if device.startswith("cuda"):
         torch = _torch()
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise CourseError(
                 f"Backend {spec!r} asks for a CUDA device, but torch.cuda.is_available() is False. "
                 "Use 'torch' (CPU) here, or install the CUDA build of torch (README, 'Running on a GPU')."
             )
@@ -290,7 +292,9 @@ class RNG:
     def choice(self, n: int, size: int, replace: bool = True):
         """``size`` indices from range(n), with or without replacement (int64)."""
         if not replace and size > n:
-            raise ValueError(f"Cannot draw size={size} indices without replacement from n={n}; "
+            from .validation import CourseError
+
+            raise CourseError(f"Cannot draw size={size} indices without replacement from n={n}; "
                              "use replace=True or a smaller size.")
         if self.native:
             return self.integers(0, n, (size,)) if replace else self.permutation(n)[:size]
