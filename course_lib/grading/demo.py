@@ -84,8 +84,9 @@ def run_demo(directory: str | None = None, repo: str | None = None, jobs: int = 
                                                             f"{s['score']:g} / {s['max_score']:g} {s['message']}"))
         ok &= all(s["status"] in ("graded", "skipped") for s in summary)
         graded += sum(s["status"] == "graded" for s in summary)
-        feedback(target, hw, db_url=db_url)
-        print(f"feedback -> {target / 'feedback'}/*/{hw}/", flush=True)
+        if list((target / "autograded").glob(f"*/{hw}/*.ipynb")):  # none if every submission failed
+            feedback(target, hw, db_url=db_url)
+            print(f"feedback -> {target / 'feedback'}/*/{hw}/", flush=True)
     if not graded:
         raise CourseError(f"course demo graded nothing: no submission in {target / 'submitted'} could be graded.")
     rows, csv_path = export_grades(target, db_url=db_url)
