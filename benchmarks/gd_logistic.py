@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks._readme import update_readme
+
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent / "README.md"
 BEGIN, END = "<!-- BEGIN gd_logistic results -->", "<!-- END gd_logistic results -->"
@@ -239,13 +241,7 @@ def to_markdown(r: dict) -> str:
 
 
 def _update_readme(md: str) -> None:
-    if not README.exists():
-        return
-    text = README.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        README.write_text(f"{head}{BEGIN}\n{md}{END}{tail}")
+    update_readme("gd_logistic", md, README)
 
 
 def main(argv: list[str] | None = None) -> int:

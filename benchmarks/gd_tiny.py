@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks._readme import update_readme
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -123,5 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"gd_tiny{suffix}.json").write_text(json.dumps(r, indent=2))
     md = to_markdown(r)
     (args.out / f"gd_tiny{suffix}.md").write_text(md + "\n")
+    if not args.quick and args.out == RESULTS:
+        update_readme("gd_tiny", md)
     print(md)
     return 0

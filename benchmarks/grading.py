@@ -31,6 +31,8 @@ from pathlib import Path
 
 import nbformat
 
+from benchmarks._readme import update_readme
+
 REPO = Path(__file__).resolve().parents[1]
 HW = "hw00_preliminaries"
 RESULTS = REPO / "benchmarks" / "results"
@@ -182,6 +184,8 @@ def main(argv=None) -> int:
           "", f"Load average before/after: {load_before} / {result['machine']['load_after']} "
           f"(1-min load at the start of each run: {per_run}). {result['date']}."]
     (args.out / f"grading{suffix}.md").write_text("\n".join(md) + "\n")
+    if not args.quick and args.out == RESULTS:
+        update_readme("grading", "\n".join(md[2:]))  # the table and its notes, without the title
     print("\n".join(md))
     return 0
 

@@ -36,3 +36,28 @@ def test_gd_logistic_quick_writes_json_and_markdown(tmp_path):
     md = (tmp_path / "gd_logistic_quick.md").read_text()
     assert "| (b) hand-written NumPy loop |" in md and "bandwidth bound" in md
     assert gd_logistic.BEGIN not in md
+
+
+def test_gd_tiny_quick_writes_json_and_markdown(tmp_path):
+    assert runner.main(["--only", "gd_tiny", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "gd_tiny_quick.json").read_text())
+    assert (result["iters"], result["repeats"], result["quick"]) == (2000, 3, True)
+    assert set(result["us_per_iter_cpu"]) == {"course_lib", "numpy_loop"}
+    assert all(len(v) == 3 for v in result["samples_us_wall"].values())
+    # the library's run and the bare loop take the same steps: the same f, gradient norms and iterates
+    assert max(result["agreement_max_abs_diff"].values()) < 1e-12
+    assert result["machine"]["load_before"] and result["machine"]["load_after"]
+    md = (tmp_path / "gd_tiny_quick.md").read_text()
+    assert "| (b) bare NumPy loop recording the same |" in md and "Load average" in md
+
+
+def test_readme_section_is_replaced_between_its_markers(tmp_path):
+    from benchmarks._readme import markers, update_readme
+
+    begin, end = markers("demo")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{begin}\nold table\n{end}\noutro\n")
+    assert update_readme("demo", "new table\n", readme)
+    assert readme.read_text() == f"intro\n{begin}\nnew table\n{end}\noutro\n"
+    assert not update_readme("other", "x", readme)  # no markers for "other": nothing written
+    assert readme.read_text() == f"intro\n{begin}\nnew table\n{end}\noutro\n"
