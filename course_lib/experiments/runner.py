@@ -172,19 +172,31 @@ class StudyRun:
         ex = self._executor()
         inflight: dict[cf.Future, tuple[_Pair, dict]] = {}
         suspects: list[tuple[_Pair, dict]] = []
+        broken = False  # the process pool lost a worker (a submit was refused)
         try:
             while queue or inflight or suspects:
                 # reuse stored results at once (resume), submit the rest
                 while queue:
-                    p, spec = queue.pop(0)
+                    p, spec = queue[0]
                     if spec["key"] in done and done[spec["key"]]["config"] == spec["config"]:
+                        queue.pop(0)
                         self.reused += 1
                         rec = done[spec["key"]]
                         by_key[rec["key"]] = rec
                         self._report(rec, reused=True)
                         queue += [(p, s) for s in p.add(rec)]
                         continue
-                    inflight[ex.submit(execute, spec)] = (p, spec)
+                    try:
+                        fut = ex.submit(execute, spec)
+                    except cf.process.BrokenProcessPool:
+                        broken = True  # resubmitted to a fresh pool below
+                        break
+                    queue.pop(0)
+                    inflight[fut] = (p, spec)
+                if broken and not inflight:
+                    self._close(ex)
+                    ex, broken = self._executor(), False
+                    continue
                 if suspects and not inflight:
                     p, spec = suspects.pop(0)
                     rec = self._isolated(spec)
@@ -203,7 +215,7 @@ class StudyRun:
                     except Exception as exc:  # a worker lost by Dask (KilledWorker), or the executor failed it
                         rec = _failed(spec, f"worker died or was lost: {type(exc).__name__}: {exc}".splitlines()[0])
                     self._finish(rec, p, by_key, queue)
-                if suspects and not self._given and not self.dask:
+                if (suspects or broken) and not self._given and not self.dask:
                     # the pool is broken: collect what is left in flight, then rebuild it
                     for fut, (p, spec) in list(inflight.items()):
                         try:
@@ -213,7 +225,7 @@ class StudyRun:
                             suspects.append((p, spec))
                     inflight.clear()
                     self._close(ex)
-                    ex = self._executor()
+                    ex, broken = self._executor(), False
         finally:
             self._close(ex)
         return list(by_key.values())
