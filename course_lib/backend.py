@@ -199,6 +199,25 @@ def like(data, ref, dtype: str | None = None):
     return asarray(data, like=ref, dtype=dtype)
 
 
+def sigmoid(z):
+    """The logistic function sigma(z) = 1 / (1 + exp(-z)), elementwise, without overflow, full relative precision.
+
+    torch: ``torch.sigmoid`` (one fused kernel: on several threads, one parallel region instead of five).
+    Other arrays: with e = exp(-|z|) in (0, 1], sigma(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0.
+
+    Args:
+        z: an array of any backend.
+    Returns:
+        sigma(z), same shape, backend and dtype.
+    """
+    if is_torch(z):
+        return _torch().sigmoid(z)
+    xp = namespace(z)
+    e = xp.exp(-xp.abs(z))
+    r = 1 / (1 + e)
+    return xp.where(z >= 0, r, e * r)
+
+
 def to_numpy(x) -> np.ndarray:
     """A NumPy copy/view of an array from any backend (moves CUDA tensors to the CPU)."""
     if isinstance(x, np.ndarray):

@@ -23,7 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .backend import Backend, asarray, backend_of, get_backend, namespace, to_float, to_numpy
+from .backend import Backend, asarray, backend_of, get_backend, namespace, sigmoid, to_float, to_numpy
 from .validation import CourseError, check_array, check_index, check_int, check_labels_pm1, check_positive, check_real
 
 __all__ = ["Problem", "FiniteSum", "Quadratic", "LeastSquares", "Ridge", "LogisticRegression", "Rosenbrock"]
@@ -307,19 +307,6 @@ class Ridge(LeastSquares):
         super().__init__(A, b, lam=check_positive(lam, "lam"), backend=backend)
 
 
-def _sigmoid(z):
-    """sigma(z) = 1 / (1 + exp(-z)) elementwise, without overflow and to full relative precision.
-
-    With e = exp(-|z|) in (0, 1]: sigma(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0. One
-    exponential per element: a third of the cost of ``exp(-logaddexp(0, -z))`` (profile of one
-    gradient of benchmarks/gd_logistic.py, README of benchmarks/).
-    """
-    xp = namespace(z)
-    e = xp.exp(-xp.abs(z))
-    r = 1 / (1 + e)
-    return xp.where(z >= 0, r, e * r)
-
-
 class LogisticRegression(FiniteSum):
     """L2-regularised logistic regression with labels y_i in {-1, +1}.
 
@@ -359,12 +346,12 @@ class LogisticRegression(FiniteSum):
         return xp.logaddexp(xp.zeros_like(x[:1]), -self._margins(x, idx))
 
     def _loss_grad(self, x, idx):
-        s = _sigmoid(-self._margins(x, idx))
+        s = sigmoid(-self._margins(x, idx))  # one exp per element, no overflow
         X = self._rows(self.X, idx)
         return -(X.T @ (self._rows(self.y, idx) * s)) / X.shape[0]
 
     def _weights(self, x):
-        s = _sigmoid(self.X @ x)
+        s = sigmoid(self.X @ x)
         return s * (1 - s)
 
     def hess(self, x):
