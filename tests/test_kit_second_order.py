@@ -16,7 +16,8 @@ def quick(path: Path, tmp_path: Path, amount: float):
     text = re.sub(r"(?m)^trials = \d+", "trials = 1", text)
     text = re.sub(r"(?m)^seeds = \d+\n(baseline)", r"seeds = 2\n\1", text)
     (tmp_path / path.name).write_text(text)
-    return loads_study(text, path=tmp_path / path.name)
+    with pytest.warns(UserWarning, match="fewer than 5 final seeds"):
+        return loads_study(text, path=tmp_path / path.name)
 
 
 @pytest.mark.parametrize("name", ["starter.toml", "starter_mlp.toml", "full.toml"])
