@@ -150,6 +150,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     assert res.returncode == 2 and "no results in" in res.stderr and "course experiment run" in res.stderr
 
 
+@pytest.mark.slow
 def test_cli_run_prints_a_line_per_run_and_a_summary(tmp_path):
     (tmp_path / "good.toml").write_text(GOOD)
     res = _cli("run", "good.toml", "--jobs", "0", cwd=tmp_path)

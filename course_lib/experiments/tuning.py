@@ -68,7 +68,11 @@ def make_sampler(name: str, seed: int, space: dict, trials: int):
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True)
     raise CourseError(f"study.tuning.sampler = {name!r} is not a sampler.")
 
 
