@@ -8,7 +8,11 @@ The workload of the LoRA and zeroth-order kits: :func:`course_lib.pretrained.gen
 Frozen-encoder work (linear probes, hyperparameter searches, MeZO on the head) reads sentence embeddings
 from a cache file (:func:`embedding_cache`), rebuilt by::
 
-    python -m course_lib.finetune cache projects/zeroth_order/cache/minilm_genre.npz
+    python -m course_lib.finetune cache projects/data/minilm_genre.npz
+
+and the peak-memory table of the zeroth-order and LoRA kits by::
+
+    python -m course_lib.finetune memory projects/zeroth_order/results/memory.json
 
 Memory probes (:func:`backprop_step`, :func:`mezo_full_step`, :func:`inference_step`) are factories for
 :func:`course_lib.memory.peak_memory`: one training step of the full model by backpropagation (AdamW), by MeZO,
@@ -218,8 +222,42 @@ def inference_step(batch_size: int = 32, max_length: int = 32):
     return step
 
 
+MEMORY_PROBES = {
+    "inference (no grad)": ("inference_step", {}),
+    "MeZO, all parameters": ("mezo_full_step", {}),
+    "backprop AdamW, full fine-tuning": ("backprop_step", {"mode": "full"}),
+    "backprop AdamW, LoRA r=8 (query, value)": ("backprop_step", {"mode": "lora"}),
+    "backprop AdamW, bias only": ("backprop_step", {"mode": "bias_only"}),
+    "backprop AdamW, linear probe": ("backprop_step", {"mode": "linear_probe"}),
+}
+
+
+def memory_table(batch_size: int = 32, max_length: int = 32, progress: bool = False) -> dict:
+    """Peak memory of one step of each fine-tuning route on the full MiniLM, same batch, each in a fresh process.
+
+    Returns:
+        dict name -> :func:`course_lib.memory.peak_memory` output, plus "ratio backprop/MeZO" (full fine-tuning's
+        peak over MeZO's) and the settings.
+    """
+    from .memory import peak_memory
+
+    out = {"settings": {"batch_size": batch_size, "max_length": max_length}}
+    items = list(MEMORY_PROBES.items())
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="memory probes", unit="probe")
+    for name, (factory, kwargs) in items:
+        out[name] = peak_memory(f"course_lib.finetune:{factory}", batch_size=batch_size, max_length=max_length,
+                                **kwargs)
+    out["ratio backprop/MeZO"] = (out["backprop AdamW, full fine-tuning"]["peak_mb"]
+                                  / out["MeZO, all parameters"]["peak_mb"])
+    return out
+
+
 def main(argv=None) -> int:
-    """``python -m course_lib.finetune cache PATH [--rebuild]``: build the embedding cache of the kits."""
+    """``python -m course_lib.finetune cache PATH [--rebuild]`` builds the kits' embedding cache;
+    ``python -m course_lib.finetune memory OUT.json`` measures the fine-tuning routes' peak memory."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m course_lib.finetune", description=main.__doc__)
@@ -230,7 +268,24 @@ def main(argv=None) -> int:
     for name, value in CACHE_DEFAULTS.items():
         c.add_argument(f"--{name.replace('_', '-')}", type=int, default=value)
     c.add_argument("--debug", action="store_true")
+    m = sub.add_parser("memory", help="peak memory of MeZO, backprop and PEFT steps on the full model (JSON)")
+    m.add_argument("path")
+    m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--max-length", type=int, default=32)
+    m.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    if args.cmd == "memory":
+        try:
+            table = memory_table(args.batch_size, args.max_length, progress=True)
+        except CourseError as exc:
+            if args.debug:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        Path(args.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.path).write_text(json.dumps(table, indent=1))
+        print(f"memory {args.path}: full fine-tuning peaks at {table['ratio backprop/MeZO']:.2f}x MeZO's memory")
+        return 0
     sizes = {k: getattr(args, k) for k in CACHE_DEFAULTS}
     try:
         start = time.perf_counter()

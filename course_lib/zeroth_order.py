@@ -1,7 +1,8 @@
 """Zeroth-order (derivative-free) optimization: methods that see only function values f(x).
 
 Every method takes ``f`` (a callable x -> scalar, or a :class:`~course_lib.problems.Problem`, whose ``value`` is
-used), spends a counted number of function evaluations, and returns a :class:`~course_lib.trace.Trace` whose
+used), spends a counted number of function evaluations, calls ``callback(k, x_k)`` (if given) with each new
+iterate, and returns a :class:`~course_lib.trace.Trace` whose
 ``oracle_calls`` are function evaluations. Estimators (for a direction u and a smoothing radius mu):
 
 * forward Gaussian smoothing (Nesterov and Spokoiny, FoCM 2017):  g = (f(x + mu u) - f(x)) / mu * u,  u ~ N(0, I);
@@ -122,7 +123,8 @@ def _recorder(name, x, max_iter, params, record_every):
     return Recorder(name, x, max_iter, params=params, record_every=record_every, keep_x="auto", on_divergence="stop")
 
 
-def random_search(f, x0, sigma: float = 0.1, max_evals: int = 1000, seed: int = 0, record_every: int = 1) -> Trace:
+def random_search(f, x0, sigma: float = 0.1, max_evals: int = 1000, seed: int = 0, record_every: int = 1,
+                  callback=None) -> Trace:
     """(1+1) random search: propose y = x + sigma u, u ~ N(0, I); keep y if f(y) < f(x) (one evaluation a step).
 
     The simplest zeroth-order baseline (Rastrigin 1963; Matyas 1965); with a fixed sigma it stalls at a
@@ -146,13 +148,15 @@ def random_search(f, x0, sigma: float = 0.1, max_evals: int = 1000, seed: int = 
         fy = value(y)
         if to_float(fy) < to_float(fx):
             x, fx = y, fy
+        if callback is not None:
+            callback(k, x)
         if not rec.record(k, x, f=fx, calls=1):
             break
     return rec.finish(x)
 
 
 def zo_gradient_descent(f, x0, step_size: float, mu: float = 1e-4, n_directions: int = 1, kind: str = "forward",
-                        max_iter: int = 1000, seed: int = 0, record_every: int = 1) -> Trace:
+                        max_iter: int = 1000, seed: int = 0, record_every: int = 1, callback=None) -> Trace:
     """Random gradient-free descent x_{k+1} = x_k - h g_mu(x_k) (Nesterov and Spokoiny, FoCM 2017, method RG_mu).
 
     Guarantee (their Thm 8): on an L-smooth, tau-strongly convex f with h = 1 / (4 (d + 4) L) and the forward
@@ -179,13 +183,15 @@ def zo_gradient_descent(f, x0, step_size: float, mu: float = 1e-4, n_directions:
         if fx is not None:
             calls += 1
         x = x - h * g
+        if callback is not None:
+            callback(k, x)
         if not rec.record(k, x, f=fx, calls=calls):
             break
     return rec.finish(x)
 
 
 def spsa(f, x0, a: float = 0.1, c: float = 0.1, A: float | None = None, alpha: float = 0.602, gamma: float = 0.101,
-         max_iter: int = 1000, seed: int = 0, record_every: int = 1) -> Trace:
+         max_iter: int = 1000, seed: int = 0, record_every: int = 1, callback=None) -> Trace:
     """SPSA: x_{k+1} = x_k - a_k g_k, g_k = (f(x_k + c_k D_k) - f(x_k - c_k D_k)) / (2 c_k) D_k (2 evaluations).
 
     Gains from :func:`spsa_gains` (Spall's alpha = 0.602, gamma = 0.101; A defaults to 10% of max_iter, his rule of
@@ -208,6 +214,8 @@ def spsa(f, x0, a: float = 0.1, c: float = 0.1, A: float | None = None, alpha: f
         delta = 2.0 * (rng.uniform(tuple(x.shape)) < 0.5) - 1.0
         fp, fm = value(x + ck * delta), value(x - ck * delta)
         x = x - ak * (fp - fm) / (2 * ck) * delta
+        if callback is not None:
+            callback(k, x)
         if not rec.record(k, x, f=(fp + fm) / 2, calls=2, step_size=ak):
             break
     return rec.finish(x)
@@ -220,7 +228,7 @@ def _centered_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def nes(f, x0, sigma: float = 0.1, step_size: float = 0.05, population: int = 20, max_iter: int = 100,
-        seed: int = 0, record_every: int = 1) -> Trace:
+        seed: int = 0, record_every: int = 1, callback=None) -> Trace:
     """Natural evolution strategies with a fixed isotropic Gaussian search distribution N(x, sigma^2 I).
 
     x_{k+1} = x_k - step_size / (n sigma) sum_i u_i eps_i, over n = ``population`` antithetic pairs (eps, -eps),
@@ -248,6 +256,8 @@ def nes(f, x0, sigma: float = 0.1, step_size: float = 0.05, population: int = 20
         for i, e in enumerate(eps):
             step = step + float(u[i] - u[pop + i]) * e
         x = x - lr / (2 * pop * sigma) * step
+        if callback is not None:
+            callback(k, x)
         if not rec.record(k, x, f=float(vals.mean()), calls=2 * pop):
             break
     return rec.finish(x)
