@@ -203,3 +203,11 @@ tune = false
     ref_path = _write(tmp_path, STUDY.format(amount=60, dim=10).replace("seeds = 5", "seeds = 2"), "ref.toml")
     ref = run_study(loads_study(ref_path.read_text(), ref_path), jobs=0, out=tmp_path / "ref", report=False)
     assert _norm(others) == _norm(ref)
+
+
+def test_progress_true_prints_a_line_per_run_and_a_summary(tmp_path, capsys):
+    path = _write(tmp_path, STUDY.format(amount=20, dim=3))
+    records = run_study(loads_study(path.read_text(), path), jobs=0, out=tmp_path / "p", progress=True, report=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in err if line.startswith("[")]) == len(records) == 16
+    assert err[-1].startswith("study small: 16 run(s) computed (16 ok, 0 diverged, 0 failed), 0 reused")

@@ -300,7 +300,8 @@ def run_study(study, jobs: int = 1, out=None, dask: str | None = None, executor:
         jobs: worker processes (0: run in this process). dask: "local" or a scheduler address.
         executor: any concurrent.futures executor to use instead (not shut down here).
         out: results folder (default ``results/<name>/`` beside the study file).
-        progress: callable(record, reused) called as each run finishes.
+        progress: callable(record, reused) called as each run finishes, or True for the CLI's progress
+            (a tqdm bar on a terminal, one line per run otherwise, a summary line at the end).
         report: write the report at the end (:func:`~course_lib.experiments.report.report_study`).
     Returns:
         The list of run records (tuning and final) of the study.
@@ -310,7 +311,16 @@ def run_study(study, jobs: int = 1, out=None, dask: str | None = None, executor:
         raise CourseError(f"jobs must be an integer >= 0, got {jobs!r}.")
     _check_targets(study)
     store = ResultsStore(Path(out) if out is not None else study.default_out(), study)
-    records = StudyRun(study, store, jobs=jobs, dask=dask, executor=executor, progress=progress).run()
+    bar = None
+    if progress is True:
+        from .cli import Progress
+
+        progress = bar = Progress(plan_keys(study), f"study {study.name}")
+    try:
+        records = StudyRun(study, store, jobs=jobs, dask=dask, executor=executor, progress=progress).run()
+    finally:
+        if bar is not None:
+            print(f"study {study.name}: {bar.close()}", file=sys.stderr)
     if report:
         from .report import report_study
 
