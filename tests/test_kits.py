@@ -12,7 +12,7 @@ from course_lib import kit_analysis, kit_workloads, projects
 from course_lib.experiments import load_study, loads_study, run_study
 
 REPO = Path(__file__).resolve().parents[1]
-TOPICS = ["adam_variants", "sam_variants"]  # the kits of this file; other kits' authors add theirs
+TOPICS = ["adam_variants", "sam_variants", "distributed"]  # the kits of this file; other kits' authors add theirs
 
 
 def quick_version(text: str, amount: int = 24) -> str:
