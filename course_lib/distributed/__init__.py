@@ -5,7 +5,8 @@ Real worker processes (gloo on CPU, NCCL on GPUs), launched by :func:`launch.lau
 (synchronous data-parallel SGD), ``compression`` (operators, error feedback, DDP comm hooks counting bytes),
 ``local_sgd`` (local and post-local SGD with torch's model averaging), ``async_sgd`` (parameter server on
 ``torch.distributed.rpc``, stale gradients, DC-ASGD, and its deterministic simulation), ``diloco`` (H local
-steps, then an outer Nesterov step on the averaged update).
+steps, then an outer Nesterov step on the averaged update), ``study_methods`` (the same operators on M workers
+simulated in one process, for the experiment harness: comparisons at equal bytes).
 """
 from .launch import free_port, init_from_env, launch
 from .workload import Workload, digits_workload
