@@ -1,10 +1,11 @@
-"""The README's example study and the runnable example of docs/EXPERIMENTS.md work as printed."""
+"""The README's example study, the runnable example of docs/EXPERIMENTS.md and lecture 06's claim hold as printed."""
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,3 +46,29 @@ def test_docs_runnable_example(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("18 runs;") and "# Study `team-example`" in res.stdout
+
+
+@pytest.mark.slow
+def test_lecture_06_ranking_flip_holds(tmp_path, monkeypatch):
+    """The lecture's claim: with 4 trials each Nesterov wins; heavy ball with 32 trials beats Nesterov with 4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import nbformat
+
+    nb = nbformat.read(ROOT / "lectures" / "06_fair_comparisons.ipynb", 4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    setup = next(c for c in code if "def study(" in c).replace("%matplotlib inline", "")
+    flip = next(c for c in code if "TEMPLATE = " in c)
+    monkeypatch.chdir(tmp_path)
+    env: dict = {}
+    exec(setup, env)  # noqa: S102 - the lecture's own cells
+    exec(flip, env)  # noqa: S102
+    final = env["final"]
+
+    def median(name, trials):
+        return float(np.median([v for _, v in final[name, trials]]))
+
+    assert median("nesterov", 4) < median("heavy-ball", 4) / 10
+    assert median("heavy-ball", 32) < median("nesterov", 4) / 10
+    assert median("heavy-ball", 32) < median("nesterov", 32) / 10
