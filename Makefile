@@ -8,12 +8,13 @@ PIP    := $(PY) -m pip
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lab install-services bench lock release clean help
+.PHONY: install demo test test-fast lab hub install-services bench lock release clean help
 
 help:
 	@echo "make demo    - run the whole grading pipeline on example submissions"
 	@echo "make test    - run the full test suite"
 	@echo "make lab     - open JupyterLab on the course (nbgrader exchange in ./exchange)"
+	@echo "make hub     - start a JupyterHub for the class (roster.csv, PostgreSQL gradebook; as root)"
 	@echo "make bench   - run the benchmarks (results in benchmarks/results/)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -42,6 +43,9 @@ lab: $(STAMP)
 # Debian's chromium and postgresql, configurable-http-proxy from npm (idempotent)
 install-services:
 	bash scripts/install-services.sh
+
+hub: $(STAMP) install-services
+	$(VENV)/bin/course hub $(HUB_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -28,6 +28,7 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.Exchange.root = os.path.join(c.CourseDirectory.root, "exchange")
 c.ExchangeFactory.release_assignment = "course_lib.grading.exchange.CourseReleaseAssignment"
 c.ExchangeFactory.collect = "course_lib.grading.exchange.CourseCollect"
+c.ExchangeFactory.release_feedback = "course_lib.grading.exchange.CourseReleaseFeedback"
 c.ExchangeFactory.fetch_assignment = "course_lib.grading.exchange.CourseFetchAssignment"
 c.ExchangeFactory.fetch_feedback = "course_lib.grading.exchange.CourseFetchFeedback"
 c.ExchangeFactory.list = "course_lib.grading.exchange.CourseList"

@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                                              "exchange, or zip_collect from an LMS archive with --zip).")
     exchange.add_collect_arguments(p)
     exchange.add_lab_arguments(add("lab", exchange.cli_lab, "Start JupyterLab on the course (exchange ready)."))
+    from .grading import hub
+
+    hub.add_hub_arguments(add("hub", hub.cli_hub, "Start a JupyterHub for the class (accounts from a roster, "
+                                                  "PostgreSQL gradebook, formgrader per course); as root."))
     return parser
 
 

@@ -5,7 +5,6 @@ import csv
 import subprocess
 import sys
 import zipfile
-from datetime import datetime
 
 import nbformat
 import pytest

@@ -18,7 +18,8 @@ work). This module's exchange classes keep nbgrader's transfer code and change o
 * the root is created ``0755`` by the instructor and never made world-writable; students need only to traverse
   it (``ensure_root`` checks execute permission, not write permission);
 * ``<course_id>/inbound`` stays nbgrader's write-only drop box (``2733``: students create entries, cannot list
-  them), and each submission's name ends in 12 random bytes, so no student can find another's submission;
+  them), each submission's name ends in 12 random bytes, and its files are readable only by the student and the
+  graders' group (nbgrader makes them world-readable), so no student can find or read another's submission;
 * ``<course_id>/feedback`` is ``0711`` and each feedback file is named by a hash of the submission's secret, which
   only the submitting student's cache holds;
 * ``collect`` refuses (and reports) any submission whose Unix owner is not the student it claims to be from,
@@ -37,10 +38,11 @@ import sys
 from pathlib import Path
 
 from nbgrader.exchange.default import (ExchangeCollect, ExchangeFetchAssignment, ExchangeFetchFeedback,
-                                       ExchangeList, ExchangeReleaseAssignment, ExchangeSubmit)
+                                       ExchangeList, ExchangeReleaseAssignment, ExchangeReleaseFeedback,
+                                       ExchangeSubmit)
 
 __all__ = ["exchange_root", "publish", "collect", "release_feedback", "lab_command", "lab_env", "run_lab",
-           "CourseReleaseAssignment", "CourseCollect", "CourseFetchAssignment", "CourseFetchFeedback", "CourseList",
+           "CourseReleaseAssignment", "CourseReleaseFeedback", "CourseCollect", "CourseFetchAssignment", "CourseFetchFeedback", "CourseList",
            "CourseSubmit", "ROOT_MODE"]
 
 ROOT_MODE = 0o755  # the exchange root: the instructor writes, everybody traverses, nobody else writes
@@ -75,6 +77,7 @@ class CourseCollect(ExchangeCollect):
     """nbgrader's collect that skips (and reports) submissions not owned by the student they name."""
 
     refused: list
+    ensure_root = _traversable_root  # the grader owns <root>/<course_id>, not necessarily the shared root
 
     def init_src(self):
         super().init_src()
@@ -94,6 +97,10 @@ class CourseCollect(ExchangeCollect):
         self.src_records = kept
 
 
+class CourseReleaseFeedback(ExchangeReleaseFeedback):
+    ensure_root = _traversable_root
+
+
 class CourseFetchAssignment(ExchangeFetchAssignment):
     ensure_root = _traversable_root
 
@@ -107,7 +114,33 @@ class CourseList(ExchangeList):
 
 
 class CourseSubmit(ExchangeSubmit):
+    """nbgrader's submit, then the submission is readable only by its student and the graders' group.
+
+    nbgrader leaves each submission world-readable (0644 files in a 0777 folder) and relies on its unguessable
+    name. Here its files become 0640 and its folders 2770: the folder inherits the group of ``inbound`` (setgid,
+    the grader account's group), so the graders can collect it and no other student can read it.
+    """
+
     ensure_root = _traversable_root
+
+    def do_copy(self, src, dest):
+        """nbgrader's copy, staged so that the submission folder keeps the inbound's group and setgid bit.
+
+        (copytree's final chmod drops setgid, and files nbgrader writes afterwards -- timestamp.txt,
+        submission_secret.txt -- would get the student's group, unreadable to the graders.)
+        """
+        if os.path.dirname(os.path.abspath(dest)) != os.path.abspath(self.inbound_path):
+            return super().do_copy(src, dest)  # the student's own cache copy
+        staging = os.path.join(self.inbound_path, ".staging-" + os.urandom(6).hex())  # never matches collect's glob
+        super().do_copy(src, staging)
+        os.makedirs(dest)
+        for name in os.listdir(staging):
+            os.rename(os.path.join(staging, name), os.path.join(dest, name))
+        os.rmdir(staging)
+
+    def copy_files(self):
+        super().copy_files()
+        self.set_perms(os.path.join(self.inbound_path, self.assignment_filename), fileperms=0o640, dirperms=0o2770)
 
 
 def exchange_root(course) -> Path:
@@ -165,7 +198,9 @@ def release_feedback(course, assignment: str) -> list[Path]:
 def lab_env(base: dict | None = None) -> dict:
     """The environment JupyterLab needs: the venv's bin first on PATH (formgrader runs ``alembic`` by name)."""
     env = dict(os.environ if base is None else base)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    bin_dir = os.path.dirname(sys.executable)
+    if env.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     return env
 
 

@@ -17,6 +17,7 @@ recomputed from the current scores whenever grades are exported (manual grading 
 from __future__ import annotations
 
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
 
 from .config import load_config
+from .exchange import lab_env
 
 __all__ = ["GradedLatePenalty", "penalty_share", "due_date", "apply_to_submission", "apply_late_penalties"]
 
@@ -109,6 +111,7 @@ def apply_late_penalties(course, db_url: str | None = None) -> dict[tuple[str, s
     from .pipeline import _course_id, _db_url
 
     course = Path(course).resolve()
+    os.environ["PATH"] = lab_env()["PATH"]  # nbgrader runs alembic by name when it creates a gradebook
     out = {}
     with Gradebook(_db_url(course, db_url), _course_id(course)) as gb:
         for a in list(gb.assignments):

@@ -31,8 +31,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path

@@ -73,7 +73,9 @@ def _nbgrader(course: Path, *args, db_url: str | None = None, check: bool = True
 
 
 def _db_url(course: Path, db_url: str | None) -> str:
-    return db_url or "sqlite:///" + str(course / "gradebook.db")
+    from .hub import configured_db_url  # a hub course keeps its PostgreSQL URL in .gradebook_url
+
+    return db_url or configured_db_url(course) or "sqlite:///" + str(course / "gradebook.db")
 
 
 def _course_id(course: Path) -> str:
@@ -353,6 +355,7 @@ def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, te
                 except Exception:  # noqa: BLE001 - a kernel may have left a broken file
                     nb = read(sub_dir / f"{nb_name}.ipynb")
                 cells = {c["grade_id"]: c for c in results.get(nb_name, {}).get("cells", [])}
+                path.chmod(0o644)  # nbgrader leaves autograded notebooks read-only; only root could overwrite them
                 nbformat.write(_feedback_notebook(nb, src, cells, cfg.show_hidden_source), str(path))
             (tmp_out / "trusted_results.json").write_text(json.dumps(results, indent=1))
             shutil.rmtree(out_dir, ignore_errors=True)
