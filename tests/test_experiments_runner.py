@@ -211,3 +211,13 @@ def test_progress_true_prints_a_line_per_run_and_a_summary(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len([line for line in err if line.startswith("[")]) == len(records) == 16
     assert err[-1].startswith("study small: 16 run(s) computed (16 ok, 0 diverged, 0 failed), 0 reused")
+
+
+def test_a_rerun_that_computes_nothing_leaves_the_manifest_alone(tmp_path):
+    path = _write(tmp_path, STUDY.format(amount=20, dim=3))
+    study = loads_study(path.read_text(), path)
+    run_study(study, jobs=0, out=tmp_path / "m", report=False)
+    manifest = (tmp_path / "m" / "manifest.json").read_text()
+    assert len(json.loads(manifest)["sessions"]) == 1 and json.loads(manifest)["study_file"] == "../study.toml"
+    run_study(study, jobs=0, out=tmp_path / "m")
+    assert (tmp_path / "m" / "manifest.json").read_text() == manifest

@@ -99,7 +99,11 @@ class ResultsStore:
 
     # -- manifest -------------------------------------------------------------------------------
     def open(self) -> dict:
-        """Create or check the store for ``study``; add this session to the manifest; return finished runs."""
+        """Create or check the store for ``study`` and return the finished runs.
+
+        This session's environment is added to the manifest with the first run it stores (a rerun that
+        only reuses stored runs leaves the manifest as it was).
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
         manifest = self.manifest()
         if manifest is not None and self.study is not None and manifest.get("study_hash") != self.study.hash:
@@ -108,14 +112,17 @@ class ResultsStore:
                 f"this one {self.study.hash[:12]}). Use --out DIR for a new folder, or delete {self.folder} to "
                 "start over.")
         if manifest is None:
-            manifest = {"study": self.study.name, "study_file": str(self.study.path) if self.study.path else None,
-                        "study_hash": self.study.hash, "study_text": self.study.text,
-                        "resolved": self.study.to_dict(), "sessions": []}
-        manifest["sessions"].append(environment())
+            where = os.path.relpath(self.study.path, self.folder) if self.study.path else None
+            manifest = {"study": self.study.name, "study_file": where, "study_hash": self.study.hash,
+                        "study_text": self.study.text, "resolved": self.study.to_dict(), "sessions": []}
+            self._write_manifest(manifest)
+        self._session_added = False
+        return self.load()
+
+    def _write_manifest(self, manifest: dict) -> None:
         tmp = self.manifest_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(manifest, indent=2))
         os.replace(tmp, self.manifest_path)
-        return self.load()
 
     def manifest(self) -> dict | None:
         if not self.manifest_path.exists():
@@ -141,7 +148,12 @@ class ResultsStore:
         return runs
 
     def append(self, record: dict) -> None:
-        """Write one finished run as one line, flushed to disk."""
+        """Write one finished run as one line, flushed to disk (the first one also records this session)."""
+        if not getattr(self, "_session_added", True):
+            manifest = self.manifest()
+            manifest["sessions"].append(environment())
+            self._write_manifest(manifest)
+            self._session_added = True
         line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
         with open(self.runs_path, "a", encoding="utf-8") as fh:
             fh.write(line)
