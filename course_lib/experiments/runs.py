@@ -31,11 +31,9 @@ _CACHE: dict = {}
 def _setup_worker(need_torch: bool = False) -> None:
     """One torch thread and deterministic kernels (torch is imported only when loaded or needed)."""
     if need_torch or "torch" in sys.modules:
-        import torch
+        from .training import deterministic_torch
 
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)
-        torch.use_deterministic_algorithms(True)
+        deterministic_torch()
 
 
 def build_workload(spec: dict, study_dir: str | None = None):

@@ -16,7 +16,16 @@ import numpy as np
 
 from .oracle import BudgetExhausted, Diverged
 
-__all__ = ["train_torch"]
+__all__ = ["train_torch", "deterministic_torch"]
+
+
+def deterministic_torch() -> None:
+    """One torch thread and deterministic kernels: the same seed then gives bit-identical training."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
 
 
 def _takes_model(factory) -> bool:
@@ -42,6 +51,7 @@ def train_torch(workload, make_optimizer, hp: dict, seed: int, budget, curve, me
     """
     import torch
 
+    deterministic_torch()
     torch.manual_seed(seed)
     model = workload.model(seed)
     params = [p for p in model.parameters() if p.requires_grad]
