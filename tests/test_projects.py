@@ -125,11 +125,11 @@ def test_review_notebook_has_the_journal_club_sections(tmp_path):
 
 
 def test_unknown_topic_lists_the_known_ones(tmp_path, capsys):
-    with pytest.raises(CourseError, match=r"unknown topic 'lora'; the kits are: .*adam_variants.*sam_variants"):
-        projects.new_project(tmp_path / "x", "lora", "t")
-    assert main(["project", "new", str(tmp_path / "x"), "--topic", "lora", "--team", "t"]) == 2
+    with pytest.raises(CourseError, match=r"unknown topic 'quantum'; the kits are: .*adam_variants.*sam_variants"):
+        projects.new_project(tmp_path / "x", "quantum", "t")
+    assert main(["project", "new", str(tmp_path / "x"), "--topic", "quantum", "--team", "t"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("course project: unknown topic 'lora'")
+    assert len(err) == 1 and err[0].startswith("course project: unknown topic 'quantum'")
     assert not (tmp_path / "x").exists()
 
 
