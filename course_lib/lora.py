@@ -18,7 +18,8 @@ import math
 
 from .validation import CourseError, check_int, check_positive
 
-__all__ = ["LoRALinear", "apply_lora", "merge_lora", "set_trainable", "count_trainable", "peft_lora",
+__all__ = ["LoRALinear", "apply_lora", "merge_lora", "set_trainable", "count_trainable", "lora_parameter_count",
+           "peft_lora",
            "MODES"]
 
 MODES = ("full", "linear_probe", "bias_only", "lora")
@@ -152,6 +153,17 @@ def set_trainable(model, mode: str, head: str = "head", **lora_kwargs):
         p.requires_grad_(mode == "full" or name.startswith(head + ".") or (mode == "bias_only" and
                                                                            name.endswith("bias")))
     return count_trainable(model)
+
+
+def lora_parameter_count(model, r: int, target_modules=("query", "value"), train_modules=("head",)) -> int:
+    """Trainable parameters :func:`apply_lora` would leave, without changing ``model``: r (in + out) per adapted
+    linear layer, plus the parameters of ``train_modules``."""
+    torch = _torch()
+    r = check_int(r, "r", 1)
+    targets, keep = tuple(target_modules), tuple(train_modules)
+    n = sum(r * (m.in_features + m.out_features) for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and _matches(name, targets) and not _matches(name, keep))
+    return int(n + sum(p.numel() for name in keep for p in model.get_submodule(name).parameters()))
 
 
 def count_trainable(model) -> int:

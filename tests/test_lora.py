@@ -87,6 +87,10 @@ def test_modes_count_the_right_parameters(base):
     r = 8
     n_lora = lora.set_trainable(copy.deepcopy(model), "lora", r=r, target_modules=("query", "value"))
     assert n_lora == 6 * 2 * r * (384 + 384) + 770
+    assert lora.lora_parameter_count(model, r, ("query", "value")) == n_lora
+    all_linear = ("query", "key", "value", "dense")
+    n_all = lora.set_trainable(copy.deepcopy(model), "lora", r=3, target_modules=all_linear)
+    assert lora.lora_parameter_count(model, 3, all_linear) == n_all == 6 * 3 * (4 * 768 + 2 * 1920) + 770
 
 
 def test_bad_input_is_named(base):
