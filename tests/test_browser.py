@@ -71,11 +71,16 @@ def test_student_and_ta_journey_in_chromium(tmp_path):
                 row.wait_for(timeout=90_000)
                 assert "released" in row.inner_text()
                 page.screenshot(path=str(shots / "01-formgrader.png"))
+                # the Course List finds the local formgrader of the course
+                open_panel(page, "Course List")
+                page.locator("#formgrader_list").get_by_text("optimization-for-ai").first.wait_for(timeout=60_000)
+                page.screenshot(path=str(shots / "01b-course-list.png"))
                 # student: the Assignment List shows hw00; fetch it
                 open_panel(page, "Assignment List")
                 released = page.locator("#released_assignments_list")
                 released.get_by_text(HW).first.wait_for(timeout=60_000)
                 page.screenshot(path=str(shots / "02-assignment-list.png"))
+                assert "Error fetching courses" not in page.locator("#jp-main-dock-panel").inner_text()
                 released.locator("button", has_text="Fetch").click()
                 downloaded = page.locator("#fetched_assignments_list")
                 downloaded.get_by_text(HW).first.wait_for(timeout=60_000)
@@ -134,4 +139,4 @@ def test_student_and_ta_journey_in_chromium(tmp_path):
         stop(lab)
     taken = sorted(p.name for p in shots.glob("*.png"))
     print("screenshots:", *[str(shots / n) for n in taken], sep="\n  ")
-    assert len(taken) == 7
+    assert len(taken) == 8

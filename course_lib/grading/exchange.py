@@ -42,6 +42,7 @@ from nbgrader.exchange.default import (ExchangeCollect, ExchangeFetchAssignment,
                                        ExchangeSubmit)
 
 __all__ = ["exchange_root", "publish", "collect", "release_feedback", "lab_command", "lab_env", "run_lab",
+           "repair_gradebook",
            "CourseReleaseAssignment", "CourseReleaseFeedback", "CourseCollect", "CourseFetchAssignment", "CourseFetchFeedback", "CourseList",
            "CourseSubmit", "ROOT_MODE"]
 
@@ -219,6 +220,30 @@ def lab_command(course, port: int | None = None, open_browser: bool = True, toke
     return cmd
 
 
+def repair_gradebook(db_path) -> bool:
+    """Finish a gradebook that nbgrader left half-built (tables, no ``alembic_version``): stamp alembic's head.
+
+    nbgrader creates the tables, then runs ``alembic`` by name to record the schema version; when alembic was
+    not on PATH that second step failed, and later schema upgrades would fail on the file. Returns True if
+    the file was repaired.
+    """
+    import sqlite3
+
+    path = Path(db_path)
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables or "alembic_version" in tables:
+            return False
+        os.environ["PATH"] = lab_env()["PATH"]
+        from nbgrader.api import get_alembic_version
+
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (get_alembic_version(),))
+    return True
+
+
 def run_lab(course, port: int | None = None, open_browser: bool = True) -> int:
     """Start JupyterLab on the course (exchange created, venv on PATH); returns its exit code."""
     course = Path(course).resolve()
@@ -228,6 +253,9 @@ def run_lab(course, port: int | None = None, open_browser: bool = True) -> int:
     if shutil.which("alembic", path=lab_env()["PATH"]) is None:
         raise SystemExit("course: alembic is not installed in this environment (nbgrader needs it); "
                          "run `make install`.")
+    if repair_gradebook(course / "gradebook.db"):
+        print(f"course: {course / 'gradebook.db'} was left half-built by an earlier start; recorded its schema "
+              "version (alembic stamp)")
     return subprocess.call(lab_command(course, port, open_browser), cwd=course, env=lab_env())
 
 
