@@ -221,3 +221,21 @@ def test_a_rerun_that_computes_nothing_leaves_the_manifest_alone(tmp_path):
     assert len(json.loads(manifest)["sessions"]) == 1 and json.loads(manifest)["study_file"] == "../study.toml"
     run_study(study, jobs=0, out=tmp_path / "m")
     assert (tmp_path / "m" / "manifest.json").read_text() == manifest
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+def test_a_dead_dask_worker_is_a_failed_run(tmp_path):
+    text = STUDY.format(amount=20, dim=3).replace("seeds = 5", "seeds = 1").replace("trials = 3", "trials = 0") \
+        .replace('step_size = { low = 0.01, high = 0.15, log = true }', "").replace(
+            'step_size = { low = 0.01, high = 0.1, log = true }', "")
+    text = text.replace('target = "course_lib.experiments.methods:nesterov"',
+                        'target = "course_lib.experiments.methods:nesterov"\nfixed = { step_size = 0.05 }')
+    text = text.replace('target = "course_lib.experiments.methods:gradient_descent"',
+                        'target = "course_lib.experiments.methods:gradient_descent"\nfixed = { step_size = 0.05 }')
+    text += '\n[[method]]\nname = "crash"\ntarget = "team:kills_its_worker"\ntune = false\n'
+    path = _write(tmp_path, text)
+    records = run_study(loads_study(path.read_text(), path), jobs=2, dask="local", out=tmp_path / "out")
+    status = {r["method"]: r for r in records}
+    assert status["gd"]["status"] == status["nesterov"]["status"] == "ok"
+    assert status["crash"]["status"] == "failed" and "KilledWorker" in status["crash"]["message"]
