@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.coursedir import make_course
-from tests.services import free_port, launch_chromium, require_chromium, stop, wait_http
+from tests.services import free_port, launch_chromium, require, require_chromium, stop, wait_http
 
 HW = "hw00_preliminaries"
 TOKEN = "browser-test-token"
@@ -38,7 +38,11 @@ def open_panel(page, item: str):
 
 def test_student_and_ta_journey_in_chromium(tmp_path):
     require_chromium()
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    try:
+        import playwright.sync_api as playwright_api
+    except ImportError:
+        playwright_api = None
+    require(playwright_api is not None, "the playwright Python package (the service extra)")
     course = make_course(tmp_path / "course", [HW])
     home = tmp_path / "home"
     home.mkdir()
