@@ -119,7 +119,11 @@ def cmd_report(args) -> int:
 
 
 def add_parser(sub) -> None:
-    """Add the ``experiment`` command group (run, report) to the ``course`` subparsers."""
+    """Add the ``experiment`` command group (run, report) to the ``course`` subparsers.
+
+    ``--debug`` works before or after the action (``course --debug experiment run ...`` too).
+    """
+    import argparse
     p = sub.add_parser("experiment", help="Phase II: run fair-comparison studies (equal budgets, equal tuning, "
                                           "seeds, confidence intervals) and write their reports.",
                        description="Run a study file and write its report (docs/EXPERIMENTS.md).")
@@ -130,12 +134,12 @@ def add_parser(sub) -> None:
     r.add_argument("--out", help="results folder (default: results/<study name>/ beside the study file)")
     r.add_argument("--dask", metavar="ADDRESS|local", help="run on Dask distributed: a scheduler address, or "
                                                             "'local' for a LocalCluster with --jobs workers")
-    r.add_argument("--debug", action="store_true", help="show tracebacks")
+    r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     r.set_defaults(func=cmd_run)
     q = grp.add_parser("report", help="write the report from stored results")
     q.add_argument("study", help="the study file (TOML)")
     q.add_argument("--out", help="results folder (default: results/<study name>/ beside the study file)")
-    q.add_argument("--debug", action="store_true", help="show tracebacks")
+    q.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     q.set_defaults(func=cmd_report)
 
 
