@@ -24,6 +24,16 @@ def always_fails(oracle, x0, *, seed, **hp):
 def kills_its_worker(oracle, x0, *, seed, **hp):
     oracle.grad(x0)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hangs(oracle, x0, *, seed, **hp):
+    import time
+
+    while True:
+        try:
+            time.sleep(1000)
+        except Exception:  # a method that swallows everything still cannot swallow the run timeout
+            pass
 '''
 
 STUDY = """
@@ -239,3 +249,14 @@ def test_a_dead_dask_worker_is_a_failed_run(tmp_path):
     status = {r["method"]: r for r in records}
     assert status["gd"]["status"] == status["nesterov"]["status"] == "ok"
     assert status["crash"]["status"] == "failed" and "KilledWorker" in status["crash"]["message"]
+
+
+def test_a_run_over_the_time_limit_fails_and_the_others_finish(tmp_path):
+    text = STUDY.format(amount=20, dim=3).replace('name = "small"', 'name = "small"\nrun_timeout = 1.5')
+    text += '\n[[method]]\nname = "hangs"\ntarget = "team:hangs"\ntune = false\n'
+    path = _write(tmp_path, text)
+    records = run_study(loads_study(path.read_text(), path), jobs=0, out=tmp_path / "out", report=False)
+    hung = [r for r in records if r["method"] == "hangs"]
+    assert len(hung) == 5 and all(r["status"] == "failed" for r in hung)
+    assert hung[0]["message"] == "RunTimeout: the run took longer than study.run_timeout = 1.5 s"
+    assert all(r["status"] == "ok" for r in records if r["method"] != "hangs")

@@ -48,7 +48,8 @@ class _Pair:
         return dict(key=_key(phase, self.w.name, self.m.name, trial, seed_index), phase=phase, trial=trial,
                     seed_index=seed_index, seed=seed, config=config, workload=self.w.to_dict(),
                     method=self.m.to_dict(), unit=self.study.unit, amount=self.study.amount,
-                    divergence_factor=self.study.divergence_factor, study_dir=str(self.study.dir))
+                    divergence_factor=self.study.divergence_factor, study_dir=str(self.study.dir),
+                    run_timeout=self.study.run_timeout)
 
     def tuning_specs(self) -> list[dict]:
         out = []

@@ -12,9 +12,12 @@ machine and backend gives bit-identical records (everything but the ``timing`` f
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -26,6 +29,31 @@ __all__ = ["execute", "build_workload", "MAX_CURVE_POINTS"]
 
 MAX_CURVE_POINTS = 400
 _CACHE: dict = {}
+
+
+class RunTimeout(BaseException):
+    """The run took longer than ``[study] run_timeout`` (a BaseException, so a method's ``except Exception`` cannot
+    swallow it)."""
+
+
+@contextmanager
+def _time_limit(seconds):
+    """Raise RunTimeout in this thread after ``seconds`` (SIGALRM; only in a main thread: spawned pool workers,
+    ``jobs = 0``; not in Dask's worker threads, where it is a no-op)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def _alarm(signum, frame):
+        raise RunTimeout(f"the run took longer than study.run_timeout = {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def _setup_worker(need_torch: bool = False) -> None:
@@ -78,54 +106,57 @@ def execute(spec: dict) -> dict:
     curve = None
     budget = None
     try:
-        workload = build_workload(w, spec.get("study_dir"))
-        metric = w["metric"]
-        goal = w.get("goal") or workload.goal(metric)
-        log_every = w.get("log_every")
-        curve = Curve(goal=goal, target=w.get("target"), divergence_factor=spec.get("divergence_factor", 1e8),
-                      log_every=getattr(workload, "log_every", 0.0) if log_every is None else log_every)
-        if spec.get("study_dir") and spec["study_dir"] not in sys.path:
-            sys.path.insert(0, spec["study_dir"])
-        target = resolve(m["target"], f"method {m['name']!r}: target")   # imports before the clock starts
-        if workload.kind == "torch":
-            _setup_worker(need_torch=True)
-        budget = Budget(spec["unit"], spec["amount"], getattr(workload, "n_examples", 1))
-        hp = dict(spec["config"])
-        val_metric = w.get("validation_metric") or workload.validation_metric(metric)
-        if workload.kind == "torch":
-            _setup_worker(need_torch=True)
-            if m["kind"] != "optimizer":
-                raise CourseError(f"method {m['name']!r} has kind = {m['kind']!r} but workload {w['name']!r} is a "
-                                  "torch model; use kind = \"optimizer\" (a torch.optim-style class).")
-            from .training import train_torch
+        with _time_limit(spec.get("run_timeout")):
+            workload = build_workload(w, spec.get("study_dir"))
+            metric = w["metric"]
+            goal = w.get("goal") or workload.goal(metric)
+            log_every = w.get("log_every")
+            curve = Curve(goal=goal, target=w.get("target"), divergence_factor=spec.get("divergence_factor", 1e8),
+                          log_every=getattr(workload, "log_every", 0.0) if log_every is None else log_every)
+            if spec.get("study_dir") and spec["study_dir"] not in sys.path:
+                sys.path.insert(0, spec["study_dir"])
+            target = resolve(m["target"], f"method {m['name']!r}: target")   # imports before the clock starts
+            if workload.kind == "torch":
+                _setup_worker(need_torch=True)
+            budget = Budget(spec["unit"], spec["amount"], getattr(workload, "n_examples", 1))
+            hp = dict(spec["config"])
+            val_metric = w.get("validation_metric") or workload.validation_metric(metric)
+            if workload.kind == "torch":
+                _setup_worker(need_torch=True)
+                if m["kind"] != "optimizer":
+                    raise CourseError(f"method {m['name']!r} has kind = {m['kind']!r} but workload {w['name']!r} is a "
+                                      "torch model; use kind = \"optimizer\" (a torch.optim-style class).")
+                from .training import train_torch
 
-            model, _ = train_torch(workload, target, hp, spec["seed"], budget, curve, metric,
-                                   use_closure=m.get("closure", False))
-            val = workload.evaluate(val_metric, model)
-        else:
-            if m["kind"] != "algorithm":
-                raise CourseError(f"method {m['name']!r} has kind = {m['kind']!r} but workload {w['name']!r} is a "
-                                  "vector problem; use kind = \"algorithm\" (f(oracle, x0, *, seed, **hp)).")
-            oracle = CountingOracle(workload.problem, budget, lambda x: workload.evaluate(metric, x), curve,
-                                    value_offset=getattr(workload, "value_offsets", {}).get(metric))
-            x0 = workload.initial_point(spec["seed"])
-            oracle.start(x0)
-            try:
-                out = target(oracle, x0, seed=spec["seed"], **hp)
-                final_x = getattr(out, "x_final", out)
-                if getattr(out, "status", None) == "diverged":
-                    raise Diverged(out.message)
-            except BudgetExhausted:
-                final_x = None
-            oracle.finish(final_x)
-            final_point = oracle.last_point if final_x is None else final_x
-            val = workload.evaluate(val_metric, final_point)
-            if not math.isfinite(val):
-                raise Diverged(f"validation metric {val_metric} is {val}")
+                model, _ = train_torch(workload, target, hp, spec["seed"], budget, curve, metric,
+                                       use_closure=m.get("closure", False))
+                val = workload.evaluate(val_metric, model)
+            else:
+                if m["kind"] != "algorithm":
+                    raise CourseError(f"method {m['name']!r} has kind = {m['kind']!r} but workload {w['name']!r} is a "
+                                      "vector problem; use kind = \"algorithm\" (f(oracle, x0, *, seed, **hp)).")
+                oracle = CountingOracle(workload.problem, budget, lambda x: workload.evaluate(metric, x), curve,
+                                        value_offset=getattr(workload, "value_offsets", {}).get(metric))
+                x0 = workload.initial_point(spec["seed"])
+                oracle.start(x0)
+                try:
+                    out = target(oracle, x0, seed=spec["seed"], **hp)
+                    final_x = getattr(out, "x_final", out)
+                    if getattr(out, "status", None) == "diverged":
+                        raise Diverged(out.message)
+                except BudgetExhausted:
+                    final_x = None
+                oracle.finish(final_x)
+                final_point = oracle.last_point if final_x is None else final_x
+                val = workload.evaluate(val_metric, final_point)
+                if not math.isfinite(val):
+                    raise Diverged(f"validation metric {val_metric} is {val}")
     except (Diverged, DivergenceError, FloatingPointError, OverflowError) as exc:
         status, message = "diverged", f"{type(exc).__name__}: {exc}".splitlines()[0]
     except BudgetExhausted as exc:  # spent inside workload code (e.g. the first evaluation)
         message = str(exc)
+    except RunTimeout as exc:
+        status, message = "failed", f"RunTimeout: {exc}"
     except Exception as exc:  # a bad run never sinks the study
         status = "failed"
         message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__

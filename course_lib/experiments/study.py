@@ -114,6 +114,7 @@ class Study:
     workloads: list
     methods: list
     divergence_factor: float = 1e8
+    run_timeout: float | None = None
     path: Path | None = None
     dir: Path = field(default_factory=Path.cwd)
     hash: str = ""
@@ -134,7 +135,7 @@ class Study:
                     budget=dict(unit=self.unit, amount=self.amount),
                     tuning=dict(trials=self.trials, sampler=self.sampler, seeds=self.tuning_seeds, score=self.score,
                                 batch=self.batch),
-                    divergence_factor=self.divergence_factor,
+                    divergence_factor=self.divergence_factor, run_timeout=self.run_timeout,
                     workloads=[w.to_dict() for w in self.workloads], methods=[m.to_dict() for m in self.methods])
 
 
@@ -269,7 +270,8 @@ def loads_study(text: str, path: "str | Path | None" = None) -> Study:
     st = _table(raw.get("study"), "[study]") if "study" in raw else None
     if st is None:
         raise StudyError("the study file needs a [study] table with name = ...")
-    _keys(st, ("name", "description", "seeds", "baseline", "budget", "tuning", "divergence_factor"), "[study]")
+    _keys(st, ("name", "description", "seeds", "baseline", "budget", "tuning", "divergence_factor", "run_timeout"),
+          "[study]")
     if "name" not in st:
         raise StudyError("study.name is missing: it names the results folder, e.g. name = \"gd-vs-nesterov\".")
     name = _name(st["name"], "study.name")
@@ -316,6 +318,8 @@ def loads_study(text: str, path: "str | Path | None" = None) -> Study:
         batch=_int(tuning.get("batch", default_batch or 1), "study.tuning.batch", 1),
         workloads=workloads, methods=methods,
         divergence_factor=_number(st.get("divergence_factor", 1e8), "study.divergence_factor"),
+        run_timeout=None if st.get("run_timeout") is None else _checked(check_positive, st["run_timeout"],
+                                                                         "study.run_timeout"),
         path=p, dir=p.parent if p is not None else Path.cwd(), hash=hashlib.sha256(text.encode()).hexdigest(),
         text=text)
 
