@@ -228,6 +228,26 @@ def sgd_with_momentum(params, *, lr=0.1, momentum=0.9):
 '''
 
 
+_TEAM_TEST = '''"""Tests of the team's methods (run: python -m pytest tests). Check each against a reference."""
+import torch
+
+from src.team_methods import sgd_with_momentum
+
+
+def test_example_equals_torch_sgd():
+    a, b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    b.load_state_dict(a.state_dict())
+    X, y = torch.randn(8, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(8, 1)
+    for model, opt in ((a, sgd_with_momentum(a.parameters(), lr=0.1)),
+                       (b, torch.optim.SGD(b.parameters(), lr=0.1, momentum=0.9))):
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(X), y).backward()
+            opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+'''
+
+
 def _rename_study(text: str, name: str) -> str:
     return re.sub(r'(?m)^(name\s*=\s*)"[^"]*"', lambda m: f'{m.group(1)}"{name}"', text, count=1)
 
@@ -259,6 +279,7 @@ def new_project(dest, topic: str, team: str, study: str = "starter", git: bool =
     for folder in ("results", "report/figures", "tests"):
         (dest / folder).mkdir(parents=True, exist_ok=True)
     (dest / "results" / ".gitkeep").write_text("")
+    (dest / "tests" / "test_team_methods.py").write_text(_TEAM_TEST)
     (dest / "report" / "figures" / ".gitkeep").write_text("")
     (dest / "report" / "report.md").write_text(_report(team, topic))
     import nbformat

@@ -67,8 +67,11 @@ def test_new_project_creates_a_committed_repository(tmp_path):
     dest = projects.new_project(tmp_path / "team", "adam_variants", "Falcons")
     for rel in ("README.md", "KIT.md", "study.toml", "full.toml", "src/__init__.py", "src/team_methods.py",
                 "results/.gitkeep", "report/report.md", "report/figures/.gitkeep", "slides.ipynb", "Makefile",
-                "adam_variants.ipynb"):
+                "adam_variants.ipynb", "tests/test_team_methods.py"):
         assert (dest / rel).is_file(), rel
+    res = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=dest, capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, PYTHONPATH=f"{dest}{os.pathsep}{REPO}"))
+    assert res.returncode == 0, res.stdout[-1500:]  # the team's example test passes out of the box
     assert "Reproducibility checklist" in (dest / "README.md").read_text()
     report = (dest / "report" / "report.md").read_text()
     assert [h.split(" (")[0] for h in re.findall(r"^## (.+)$", report, re.M)] == \
