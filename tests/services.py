@@ -5,6 +5,7 @@ scripts/install-services.sh) and skips it only on a developer's machine without 
 """
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -59,9 +60,33 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, lo
             return
         except urllib.error.HTTPError:
             return
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not up yet, or another program's port (not HTTP)
             time.sleep(0.5)
     raise AssertionError(f"{url} did not answer within {timeout} s: " + (log.read_text()[-3000:] if log else ""))
+
+
+def start_on_free_port(argv_for, url_for, log: Path, timeout: float, tries: int = 3, **popen):
+    """Start a server on a free port; another program may take the port first, so retry on a fresh one.
+
+    Returns:
+        (process, port); the process runs in its own session (``stop`` ends its group).
+    """
+    for attempt in range(tries):
+        port = free_port()
+        with open(log, "w") as fh:
+            proc = subprocess.Popen(argv_for(port), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                    **popen)
+        try:
+            wait_http(url_for(port), timeout=timeout, proc=proc, log=log)
+            time.sleep(1)
+            if proc.poll() is None:  # ours answered (a server that lost the port race exits)
+                return proc, port
+        except AssertionError:
+            if attempt == tries - 1:
+                stop(proc)
+                raise
+        stop(proc)
+    raise AssertionError(f"no free port after {tries} tries: " + log.read_text()[-3000:])
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20) -> None:

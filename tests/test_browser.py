@@ -3,7 +3,8 @@
 Journey: `course release` publishes hw00 to the course exchange; formgrader loads and lists it; the student's
 Assignment List shows it, fetches it; a cell is edited in the notebook and saved; the student submits; `course
 collect` + `course autograde` grade it (trusted grading); `course feedback --release` returns feedback, which the
-student fetches from the Assignment List. Screenshots go to the test's tmp dir (printed at the end).
+student fetches from the Assignment List. Screenshots go to the test's tmp dir (printed at the end) and, when
+COURSE_SCREENSHOTS names a folder, are copied there.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 import pytest
 
 from tests.coursedir import make_course
-from tests.services import free_port, launch_chromium, require, require_chromium, stop, wait_http
+from tests.services import launch_chromium, require, require_chromium, start_on_free_port, stop
 
 HW = "hw00_preliminaries"
 TOKEN = "browser-test-token"
@@ -51,16 +52,14 @@ def test_student_and_ta_journey_in_chromium(tmp_path):
     assert (course / "exchange" / "optimization-for-ai" / "outbound" / HW / f"{HW}.ipynb").exists()
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    port = free_port()
     log = tmp_path / "lab.log"
     # exactly what `make lab` runs: the venv's `course lab`, here without a browser of its own
-    with open(log, "w") as fh:
-        lab = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "course"), "lab", "--port", str(port),
-                                "--no-browser", "--course-dir", str(course)], cwd=course, env=env, stdout=fh,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    lab, port = start_on_free_port(
+        lambda p: [os.path.join(os.path.dirname(sys.executable), "course"), "lab", "--port", str(p), "--no-browser",
+                   "--course-dir", str(course)],
+        lambda p: f"http://127.0.0.1:{p}/api/status?token={TOKEN}", log, timeout=120, cwd=course, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{base}/api/status?token={TOKEN}", timeout=120, proc=lab, log=log)
         with playwright_api.sync_playwright() as pw:
             browser = launch_chromium(pw, tmp_path / "chromium-profile")
             try:
@@ -144,3 +143,7 @@ def test_student_and_ta_journey_in_chromium(tmp_path):
     taken = sorted(p.name for p in shots.glob("*.png"))
     print("screenshots:", *[str(shots / n) for n in taken], sep="\n  ")
     assert len(taken) == 8
+    if os.environ.get("COURSE_SCREENSHOTS"):  # keep them past pytest's tmp rotation, e.g. for a review
+        import shutil
+
+        shutil.copytree(shots, os.environ["COURSE_SCREENSHOTS"], dirs_exist_ok=True)
