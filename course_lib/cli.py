@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .projects import add_parser as add_project
 
     add_project(sub)  # course project list|new|review (Phase II kits, team repositories, journal club)
-    from .grading import exchange
+    from .grading import exchange_cli as exchange
 
     p = add("collect", exchange.cli_collect, "Collect submissions into submitted/ (nbgrader collect from the "
                                              "exchange, or zip_collect from an LMS archive with --zip).")
