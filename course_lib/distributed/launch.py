@@ -1,7 +1,9 @@
 """Launch a group of worker processes on this machine: gloo (CPU) or NCCL (GPUs), optionally with RPC.
 
-``launch(fn, world_size, *args)`` spawns ``world_size`` processes with ``torch.multiprocessing``
-(start method "spawn"), gives each a process group on a free localhost port, calls
+``launch(fn, world_size, *args)`` starts ``world_size`` processes with ``torch.multiprocessing``
+(start method "forkserver": one server process imports torch once, with :data:`PRELOAD`, and forks every
+worker from it, so a launch does not pay one torch import per worker; "spawn" where forkserver is not
+available), gives each a process group on a free localhost port, calls
 ``fn(rank, world_size, *args)`` in each and returns the list of their return values, rank by rank.
 Every worker runs ``torch.set_num_threads(threads)`` first: with several workers on few cores,
 torch's default thread pool oversubscribes the cores (300 DDP steps of a small model took 41 s
@@ -21,7 +23,26 @@ import time
 import traceback
 import warnings
 
-__all__ = ["free_port", "launch", "init_from_env", "run_jobs"]
+__all__ = ["free_port", "launch", "init_from_env", "run_jobs", "PRELOAD"]
+
+#: modules the forkserver imports once; the workers it forks start with them loaded (DDP's constructor imports
+#: torch._dynamo, and with it sympy: several seconds per worker otherwise)
+PRELOAD = ["torch", "torch._dynamo", "torch.distributed", "torch.distributed.rpc", "torch.nn.parallel",
+           "course_lib.distributed.ddp", "course_lib.distributed.compression", "course_lib.distributed.local_sgd",
+           "course_lib.distributed.async_sgd", "course_lib.distributed.diloco"]
+
+
+def _context():
+    """The multiprocessing context of the workers: forkserver preloading torch, else spawn."""
+    import multiprocessing
+
+    import torch.multiprocessing as mp
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)  # takes effect when the server starts (the first launch)
+        return ctx, "forkserver"
+    return mp.get_context("spawn"), "spawn"
 
 
 def free_port() -> int:
@@ -98,7 +119,7 @@ def launch(fn, world_size: int, *args, backend: str = "gloo", rpc: bool = False,
     """Run ``fn(rank, world_size, *args)`` in ``world_size`` fresh processes joined in one process group.
 
     Args:
-        fn: a module-level function (it is pickled by name for the "spawn" start method).
+        fn: a module-level function (it is pickled by name for the forkserver and spawn start methods).
         world_size: number of processes (>= 1).
         *args: picklable arguments passed to every worker.
         backend: "gloo" (CPU) or "nccl" (one GPU per rank).
@@ -118,11 +139,11 @@ def launch(fn, world_size: int, *args, backend: str = "gloo", rpc: bool = False,
     check_positive(timeout_s, "timeout_s")
     if backend not in ("gloo", "nccl"):
         raise CourseError(f"backend must be 'gloo' or 'nccl', got {backend!r}.")
-    ctx = mp.get_context("spawn")
+    ctx, method = _context()
     queue = ctx.SimpleQueue()
     port, rpc_port = free_port(), (free_port() if rpc else 0)
     procs = mp.start_processes(_worker, args=(fn, world_size, port, rpc_port, backend, timeout_s, threads, queue,
-                                              args), nprocs=world_size, join=False, start_method="spawn")
+                                              args), nprocs=world_size, join=False, start_method=method)
     results, errors = {}, []
     deadline = time.monotonic() + timeout_s
     try:
