@@ -32,7 +32,8 @@ import threading
 import time
 
 from . import protocol
-from .sandbox import Limits, kill_group, namespaces_available, popen_kwargs, python_module, scrubbed_env, wrap
+from .sandbox import (Limits, kill_group, namespaces_available, popen_kwargs, python_module, scrubbed_env, stop,
+                      wrap)
 
 __all__ = ["ForkServer", "ForkServerPool", "run_nbgrader", "serve"]
 
@@ -189,13 +190,7 @@ class ForkServer:
     def close(self) -> None:
         """Stop the server (and anything still running under it)."""
         if self.proc is not None:
-            kill_group(self.proc)
-            for f in (self.proc.stdin, self.proc.stdout):
-                try:
-                    f.close()
-                except OSError:
-                    pass
-            self.proc.wait()
+            stop(self.proc)
             self.proc = None
         import shutil
 

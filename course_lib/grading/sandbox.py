@@ -143,3 +143,15 @@ def kill_group(proc: subprocess.Popen) -> None:
         proc.kill()
     except ProcessLookupError:
         pass
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Kill a sandboxed process's session, close its pipes and reap it (nothing of it is kept)."""
+    kill_group(proc)
+    for f in (proc.stdin, proc.stdout):
+        try:
+            if f is not None:
+                f.close()
+        except OSError:
+            pass
+    proc.wait()

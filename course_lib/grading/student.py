@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from . import protocol
-from .sandbox import Limits, kill_group, popen_kwargs, scrubbed_env, wrap
+from .sandbox import Limits, kill_group, popen_kwargs, scrubbed_env, stop, wrap
 
 __all__ = ["StudentProcess", "StudentError", "StudentCrash"]
 
@@ -118,13 +118,7 @@ class StudentProcess:
     def close(self):
         """Stop the worker and remove its temporary directory."""
         if self.proc is not None:
-            kill_group(self.proc)  # nothing of the worker is kept: no need to wait for a clean exit
-            for f in (self.proc.stdin, self.proc.stdout):
-                try:
-                    f.close()
-                except OSError:
-                    pass
-            self.proc.wait()
+            stop(self.proc)  # nothing of the worker is kept: no need to wait for a clean exit
             self.proc = None
         if self.home:
             shutil.rmtree(self.home, ignore_errors=True)
