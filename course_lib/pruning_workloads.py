@@ -21,7 +21,7 @@ import json
 
 import numpy as np
 
-from .pruning import LayerReconstruction, METHODS, keep_count, prune_linear_layers, reconstruction_error
+from .pruning import LayerReconstruction, METHODS, keep_count, prune_linear_layers
 from .sparsity import accelerated_iht, hard_threshold, iht
 from .validation import CourseError, check_in_range, check_int
 
@@ -130,8 +130,11 @@ def layer_reconstruction(source: str = "mlp_digits", layer: str = "0", sparsity:
     k = keep_count(problem.dim, sparsity)
     start = hard_threshold(W.reshape(-1), k)
 
-    def error(x):
-        return reconstruction_error(W, hard_threshold(np.asarray(x, dtype=float), k).reshape(W.shape), X)
+    total = max(float(np.sum(W * (problem.G @ W))), 1e-300)
+
+    def error(x):   # ||X(W - W')||^2 / ||XW||^2 = tr(D^T G D) / tr(W^T G W): d_in^2 d_out flops, not n d_in d_out
+        D = W - hard_threshold(np.asarray(x, dtype=float), k).reshape(W.shape)
+        return float(np.sum(D * (problem.G @ D))) / total
 
     return VectorWorkload(problem, {"reconstruction_error": error}, x0=lambda s: start.copy(),
                           bounds={"reconstruction_error": (0.0, None)})
@@ -254,10 +257,16 @@ def main(argv=None) -> int:
                                      description="Prune whole models at several sparsities with every method.")
     parser.add_argument("--out", default="projects/pruning/results/sweep.json")
     parser.add_argument("--source", action="append", choices=SOURCES, help="default: both")
+    parser.add_argument("--sparsity", action="append", type=float, help="default: 0.5, 0.7, 0.9")
+    parser.add_argument("--method", action="append", choices=METHODS, help="default: every method")
+    parser.add_argument("--max-rows", type=int, default=2048, help="most calibration rows per layer")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     result = {}
     for source in args.source or SOURCES:
-        result[source] = sparsity_sweep(source, progress=lambda r, s=source: print(
+        result[source] = sparsity_sweep(source, sparsities=tuple(args.sparsity or (0.5, 0.7, 0.9)),
+                                        methods=tuple(args.method or METHODS), seed=args.seed,
+                                        max_rows=args.max_rows, progress=lambda r, s=source: print(
             f"{s:<11} {r['method']:<16} sparsity {r['sparsity']:.0%}: accuracy {r['accuracy']:.3f}, "
             f"reconstruction error {r['mean_reconstruction_error']:.3f} ({r['seconds']:.1f} s)", flush=True))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
