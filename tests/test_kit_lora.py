@@ -22,7 +22,9 @@ def test_quick_starter_study_runs_every_mode(tmp_path):
     text = (KIT / "starter.toml").read_text()
     text = re.sub(r"(?m)^seeds = \d+", "seeds = 1", text)
     text = re.sub(r"(?m)^amount = \d+", "amount = 32", text)
-    text = text.replace("n_train = 256, n_val = 64, n_test = 64", "n_train = 64, n_val = 16, n_test = 16")
+    sizes = "n_train = 1024, n_val = 256, n_test = 512, max_length = 32, batch_size = 32"
+    assert sizes in text, "the quick study shrinks the starter's workload; update `sizes` to the starter's args"
+    text = text.replace(sizes, "n_train = 64, n_val = 16, n_test = 16, max_length = 16, batch_size = 16")
     path = tmp_path / "starter.toml"
     path.write_text(text.replace('name = "lora-starter"', 'name = "lora-quick"'))
     records = run_study(path, jobs=0, out=tmp_path / "out")
