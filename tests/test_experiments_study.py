@@ -182,3 +182,8 @@ def test_progress_bar_on_a_terminal_shows_count_rate_and_eta():
     shown = term.getvalue()
     assert "study demo" in shown and "3/3" in shown and "run/s" in shown and "<" in shown  # count, rate, ETA
     assert summary.startswith("3 run(s) computed (1 ok, 1 diverged, 1 failed), 0 reused")
+
+
+def test_fewer_than_five_final_seeds_warn(tmp_path):
+    with pytest.warns(UserWarning, match=r"study.seeds = 2: fewer than 5 final seeds"):
+        assert _load(tmp_path, GOOD.replace("seeds = 5", "seeds = 2")).seeds == 2
