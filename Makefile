@@ -31,7 +31,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/course demo
 
-test: $(STAMP)
+test: $(STAMP) install-services
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=30 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
