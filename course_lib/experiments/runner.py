@@ -136,7 +136,7 @@ class StudyRun:
 
             if self.dask == "local":
                 cluster = LocalCluster(n_workers=max(self.jobs, 1), threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
+                                       dashboard_address=":0", silence_logs=40)
                 self._client = Client(cluster)
             else:
                 self._client = Client(self.dask, timeout=30)
