@@ -7,8 +7,9 @@ import pytorch_optimizer as PO
 
 from course_lib import adam_variants as A
 from course_lib import optimizers as O
-from course_lib.backend import available_backends, to_numpy
+from course_lib.backend import available_backends
 from course_lib.validation import CourseError
+from test_optimizers import our_trajectory  # the pure optimizers' trajectory, written once
 
 BACKENDS = available_backends()
 STEPS = 25
@@ -73,14 +74,6 @@ def reference_trajectory(cls, kw, grad_fn, x0, steps=STEPS, dtype=torch.float64)
     return np.array(out)
 
 
-def our_trajectory(opt, grad_fn, x0, steps=STEPS):
-    x, state, out = x0, opt.init(x0), []
-    for _ in range(steps):
-        x, state = opt.update(grad_fn(x), state, x)
-        out.append(to_numpy(x).copy())
-    return np.array(out)
-
-
 def _x0(shape):
     return np.linspace(-1.5, 1.2, int(np.prod(shape))).reshape(shape)
 
@@ -93,7 +86,7 @@ def test_trajectory_equals_reference(cls, factory, kw, extra, backend, shape):
     x0 = _x0(shape)
     ref = reference_trajectory(cls, kw, grad, x0)
     start = torch.tensor(x0) if backend == "torch" else x0
-    ours = our_trajectory(factory(**kw, **extra), grad, start)
+    ours = our_trajectory(factory(**kw, **extra), grad, start, steps=STEPS)
     assert np.abs(ref - x0).max() > 1e-2  # the run moved
     np.testing.assert_allclose(ours, ref, **TOL)
 
@@ -144,7 +137,7 @@ def test_adam_mini_full_block_is_adam():
     grad = _grad_fn((6,))
     x0 = _x0((6,))
     ref = reference_trajectory(torch.optim.AdamW, dict(lr=0.02, weight_decay=0.1), grad, x0)
-    ours = our_trajectory(A.adam_mini(lr=0.02, weight_decay=0.1, block="full"), grad, x0)
+    ours = our_trajectory(A.adam_mini(lr=0.02, weight_decay=0.1, block="full"), grad, x0, steps=STEPS)
     np.testing.assert_allclose(ours, ref, **TOL)
 
 
