@@ -37,19 +37,52 @@ def test_committed_release_is_what_nbgrader_generates(tmp_path, hw):
             f"`course release {hw}`, never edit assignments/ by hand")
 
 
+def _code_without_markers(nb) -> dict[str, str]:
+    """The answer cells' code as a student writes it: nbgrader's BEGIN/END SOLUTION lines dropped."""
+    return {c.metadata["nbgrader"]["grade_id"]: "\n".join(l for l in c.source.splitlines()
+                                                         if l.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+            for c in nb.cells if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+
+
+def _example(student: str, hw: str):
+    return nbformat.read(next((REPO / "examples" / "submissions" / student / hw).glob("*.ipynb")), 4)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One `course demo` run -- every assignment released, its example submissions graded, feedback, grades.csv --
+    shared by the tests below (the most expensive fixture of the suite). Where alice's example is not the reference
+    solution itself (hw00 loops, hw06 another correct form), the reference is then graded in the same course as
+    the student "reference"."""
+    target = tmp_path_factory.mktemp("demo") / "demo"
+    proc = subprocess.run([sys.executable, "-m", "course_lib.cli", "demo", "--dir", str(target),
+                           "--course-dir", str(REPO)], capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reference = {}
+    for hw in ASSIGNMENTS:
+        if _code_without_markers(_example("alice", hw)) == _code_without_markers(source_nb(hw)):
+            reference[hw] = "alice"
+        else:
+            submit(target, "reference", hw, source_nb(hw))
+            assert [s["status"] for s in autograde(target, hw, students=["reference"], jobs=1)] == ["graded"]
+            reference[hw] = "reference"
+    return target, proc, reference
+
+
+@pytest.mark.xdist_group("demo")
 @pytest.mark.parametrize("hw", ASSIGNMENTS)
-def test_reference_full_marks_and_release_zero(tmp_path, hw):
-    course = make_course(tmp_path / "course", [hw])
-    submit(course, "reference", hw, source_nb(hw))
-    submit(course, "untouched", hw, release_nb(hw))
-    summary = {s["student"]: s for s in autograde(course, hw, jobs=2)}
+def test_reference_full_marks_and_release_zero(demo, hw):
+    """The reference solution (alice's example, or the student "reference") earns full marks, carol's release 0."""
+    course, _, reference = demo
+    assert _code_without_markers(_example("carol", hw)) == _code_without_markers(release_nb(hw))  # untouched stubs
     full = autograded_points(source_nb(hw))
     assert full > 0
-    assert summary["reference"]["status"] == "graded", summary["reference"]
-    assert summary["reference"]["score"] == pytest.approx(full), summary["reference"]
-    assert summary["untouched"]["score"] == 0, summary["untouched"]
-    for student, expect_full in (("reference", True), ("untouched", False)):
-        results = json.loads((course / "autograded" / student / hw / "trusted_results.json").read_text())
+    for student, expect_full in ((reference[hw], True), ("carol", False)):
+        out = course / "autograded" / student / hw
+        done = json.loads((out / ".course_graded.json").read_text())
+        assert done["status"] == "graded", done
+        assert done["score"] == (pytest.approx(full) if expect_full else 0), (student, done)
+        results = json.loads((out / "trusted_results.json").read_text())
         for nb_name, res in results.items():
             for cell in res["cells"]:
                 assert cell["passed"] is expect_full, (student, cell)
@@ -58,14 +91,13 @@ def test_reference_full_marks_and_release_zero(tmp_path, hw):
                 assert kernel == pytest.approx(cell["points"]), (student, cell["grade_id"], kernel, cell["points"])
 
 
-def test_course_demo_grade_table(tmp_path):
+@pytest.mark.xdist_group("demo")
+def test_course_demo_grade_table(demo):
     """`course demo` grades the example submissions of hw00 to exactly the scores they deserve."""
-    proc = subprocess.run([sys.executable, "-m", "course_lib.cli", "demo", "--dir", str(tmp_path / "demo"),
-                           "--course-dir", str(REPO)], capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    target, proc, _ = demo
     import csv
 
-    rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(tmp_path / "demo" / "grades.csv"))}
+    rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(target / "grades.csv"))}
     hw = "hw00_preliminaries"
     # alice: correct (loops instead of vectorised code); bob: sign error + off-by-one (4 + 4 points lost);
     # carol: untouched release; mallory: wrong gradient that monkeypatches numpy and the checks (earns only fd_gradient)
@@ -81,4 +113,4 @@ def test_course_demo_grade_table(tmp_path):
         assert float(rows[("carol", other)]["score"]) == 0.0, other
     assert "Grade table" in proc.stdout and "grades" in proc.stdout
     for student in expected:
-        assert (tmp_path / "demo" / "feedback" / student / hw / f"{hw}.html").exists()
+        assert (target / "feedback" / student / hw / f"{hw}.html").exists()

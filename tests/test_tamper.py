@@ -13,6 +13,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -112,6 +113,12 @@ class Liar:
 def logistic_grad(w, X, y, lam):
     return Liar()
 '''),
+        "t_hidden_source": _case("", body=f'''
+def logistic_grad(w, X, y, lam):
+    import glob
+    found = [open(p).read() for p in glob.glob({tempfile.gettempdir() + "/course-*/**/test_*.py"!r}, recursive=True)]
+    raise ValueError("LEAK " + str(len(found)) + " " + " ".join(found)[:1500])
+'''),
         "t_library": _case("from course_lib.problems import LogisticRegression", body='''
 def logistic_grad(w, X, y, lam):
     return LogisticRegression(X, y, lam=lam).grad(w)
@@ -158,7 +165,7 @@ def _trusted(course, student):
 def test_tampering_earns_only_the_honest_part(graded, student):
     from course_lib.grading.sandbox import namespaces_available
 
-    if student == "t_files" and not namespaces_available():
+    if student in ("t_files", "t_hidden_source") and not namespaces_available():
         pytest.xfail("without user namespaces the course directory is not hidden (README, Trust model)")
     course, summary, _, _ = graded
     s = summary[student]
@@ -209,6 +216,19 @@ def test_feedback_hides_hidden_tests_but_names_them(graded):
     assert "test_logistic_grad_matches_reference" in text  # the hidden test's name and message ...
     assert "LogisticRegression(X, y, lam=lam).grad(w)" not in text  # ... but not its source
     assert "[FAIL]" in text
+
+
+def test_student_code_cannot_read_the_hidden_tests_while_it_is_graded(graded):
+    """The trusted runner's test modules (hidden tests' source) live in a folder the student's worker cannot see."""
+    from course_lib.grading.sandbox import namespaces_available
+
+    if not namespaces_available():
+        pytest.xfail("without user namespaces the runner's folder is not hidden (README, Trust model)")
+    course, _, _, _ = graded
+    messages = " ".join(t["message"] for c in _trusted(course, "t_hidden_source")["cells"] for t in c["tests"])
+    assert "LEAK 0 " in messages  # the code ran, looked, and found no test module
+    text = (course / "autograded" / "t_hidden_source" / HW / f"{HW}.ipynb").read_text()
+    assert "LogisticRegression(X, y, lam=lam).grad(w)" not in text and "def test_" not in messages
 
 
 def test_rerun_skips_graded_and_keeps_manual_grades(graded):

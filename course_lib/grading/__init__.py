@@ -22,8 +22,10 @@ def setup_notebook() -> None:
         return  # the trusted grader runs the tests itself; the sandbox needs no pytest
     import ipytest
 
+    # no third-party plugin discovery (--disable-plugin-autoload): the test cells use none, and loading every
+    # installed plugin (xdist, anyio ...) on the first %%ipytest cell cost each kernel ~0.3 s of CPU
     ipytest.autoconfig(raise_on_error=True, addopts=["-q", "-p", "no:cacheprovider", "--color=no", "--tb=short",
-                                                     "-rN"])
+                                                     "-rN", "--disable-plugin-autoload"])
     # IPython renders an exception with ``_render_traceback_`` as the lines it returns: the cell still ends in an
     # error (nbgrader and "Run All" see a failed cell) but shows one line instead of ipytest's internals.
     ipytest.Error._render_traceback_ = _visible_tests_failed

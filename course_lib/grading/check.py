@@ -6,7 +6,10 @@ which mutants survive. The mutation score is caught / (all - declared equivalent
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -17,28 +20,71 @@ import nbformat
 from .config import AssignmentConfig, load_config
 from .mutation import mutants_of_notebook
 from .notebook import meta, read, test_cells
-from .sandbox import python_module
 
 __all__ = ["run_trusted", "check_assignment", "format_report"]
 
 
+@functools.lru_cache(maxsize=1)
+def _jobs_root() -> str:
+    """This process's folder for trusted grading jobs (removed at exit)."""
+    root = tempfile.mkdtemp(prefix="course-trusted-jobs-")
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
 def run_trusted(source: str, submissions: dict[str, str], cfg: AssignmentConfig, timeout: float,
-                hide=(), readonly=(), mutants: dict[str, str] | None = None) -> dict:
-    """Grade submissions with the trusted runner in a fresh process; {key: result} (missing keys: failed)."""
-    with tempfile.TemporaryDirectory(prefix="course-job-") as tmp:
+                hide=(), readonly=(), mutants: dict[str, str] | None = None, servers=None) -> dict:
+    """Grade submissions with the trusted runner; {key: result} (missing keys: failed).
+
+    Args:
+        source: the source notebook (hidden tests included).
+        submissions: {key: submitted notebook path}.
+        cfg: the assignment's grading settings (limits, time-outs, forbidden functions).
+        timeout: wall seconds for the whole job.
+        hide, readonly: the sandboxed worker's hidden / read-only paths.
+        mutants: course check only: {key: the test cell to run first}.
+        servers: a :class:`~course_lib.grading.trusted_server.TrustedServerPool`; the job then runs in a
+            forked child of a warm trusted runner (a fresh process if none is given or the server fails).
+    Returns:
+        {key: {"cells": [...], ...}} per submission; a key whose job failed maps to {"error": reason}.
+    """
+    from .trusted_server import run_fresh
+
+    # the job's folder holds the trusted runner's own files (the job, its results, the test modules with the
+    # hidden tests' source); every job's folder is in one root hidden from every student worker (--jobs 2 grades
+    # two submissions at once), whose home is made in a folder of its own
+    root = _jobs_root()
+    with tempfile.TemporaryDirectory(prefix="course-job-", dir=root) as tmp, \
+            tempfile.TemporaryDirectory(prefix="course-homes-") as homes:
         job = {"source": str(source), "submissions": submissions, "forbidden": cfg.forbidden,
                "limits": {"memory_mb": int(cfg.memory_mb)}, "call_timeout": cfg.timeout_s,
-               "load_timeout": cfg.load_timeout_s, "hide": list(hide), "readonly": list(readonly)}
+               "load_timeout": cfg.load_timeout_s, "hide": [*hide, root], "readonly": list(readonly),
+               "homes": homes}
         if mutants is not None:  # mutation testing: short calls, stop at the first failure, target cell first
             job.update(call_timeout=cfg.mutant_timeout_s, stop_early=True, first=mutants, reuse_worker=True)
-        jpath, opath = Path(tmp) / "job.json", Path(tmp) / "out.json"
+        jpath, opath, epath = Path(tmp) / "job.json", Path(tmp) / "out.json", Path(tmp) / "stderr.txt"
         jpath.write_text(json.dumps(job))
-        try:
-            proc = subprocess.run(python_module("course_lib.grading.trusted", jpath, opath),
-                                  capture_output=True, text=True, timeout=timeout)
-            failure = proc.stderr[-3000:] if proc.returncode != 0 else ""
-        except subprocess.TimeoutExpired:
-            failure = f"the trusted grader did not finish within {timeout:g} s"
+        failure, done = "", False
+        if servers is not None:
+            server = servers.acquire()
+            try:
+                code, timed_out = server.grade(jpath, opath, epath, timeout)
+                done = True
+                if timed_out:
+                    failure = f"the trusted grader did not finish within {timeout:g} s"
+                elif code != 0:
+                    failure = (epath.read_text(errors="replace")[-3000:] if epath.exists() else "") \
+                        or f"the trusted grader exited with code {code}"
+            except RuntimeError:
+                opath.unlink(missing_ok=True)  # a broken server: this job runs again in a fresh process
+            finally:
+                servers.release(server)
+        if not done:
+            try:
+                code, stderr = run_fresh(str(jpath), str(opath), timeout)
+                failure = (stderr or f"the trusted grader exited with code {code}") if code != 0 else ""
+            except subprocess.TimeoutExpired:
+                failure = f"the trusted grader did not finish within {timeout:g} s"
         results = json.loads(opath.read_text()) if opath.exists() and opath.stat().st_size else {}
         if failure:
             for key in submissions:

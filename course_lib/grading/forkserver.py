@@ -35,7 +35,8 @@ from . import protocol
 from .sandbox import (Limits, kill_group, namespaces_available, popen_kwargs, python_module, scrubbed_env, stop,
                       wrap)
 
-__all__ = ["ForkServer", "ForkServerPool", "run_nbgrader", "serve"]
+__all__ = ["WarmServer", "ServerPool", "ForkServer", "ForkServerPool", "run_nbgrader", "serve",
+           "serve_forks", "protocol_fds"]
 
 _CLONE_NEWPID = 0x20000000
 
@@ -100,16 +101,17 @@ def _wait(pid: int, deadline: float) -> int | None:
         time.sleep(0.02)
 
 
-def serve() -> None:
-    """The server's loop (``python -m course_lib.grading.forkserver``): import nbgrader, then fork per request."""
-    rfd, wfd = os.dup(0), os.dup(1)
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    from nbgrader.apps.nbgraderapp import NbGraderApp  # noqa: F401 - the import the children share
-    import nbgrader.apps.autogradeapp  # noqa: F401
-    import nbgrader.converters.autograde  # noqa: F401
+def serve_forks(rfd: int, wfd: int, child) -> None:
+    """The loop of a warm server: for each request on ``rfd`` fork, run ``child(request)`` there, reply on ``wfd``.
 
+    The parent waits at most ``request["timeout"]`` seconds, then kills the child's whole session
+    (finished or not) and replies ``{"returncode": ..., "timed_out": ...}``; ``{"op": "exit"}`` or
+    end of input stops the loop.
+
+    Args:
+        rfd, wfd: the request and reply file descriptors (closed in the child).
+        child: runs in the forked child and never returns (``os._exit``).
+    """
     protocol.send(wfd, {"ready": True})
     while True:
         try:
@@ -122,7 +124,8 @@ def serve() -> None:
         if pid == 0:
             os.close(rfd)
             os.close(wfd)
-            _child(request)
+            child(request)
+            os._exit(70)  # not reached: child() exits itself
         code = _wait(pid, time.monotonic() + float(request["timeout"]))
         timed_out = code is None
         try:
@@ -134,21 +137,36 @@ def serve() -> None:
         protocol.send(wfd, {"returncode": code, "timed_out": timed_out})
 
 
-class ForkServer:
-    """One sandboxed, warm nbgrader process (see the module docstring).
+def protocol_fds() -> tuple[int, int]:
+    """A server's request/reply descriptors (its original stdin/stdout); fds 0 and 1 then point to /dev/null."""
+    rfd, wfd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    return rfd, wfd
+
+
+def serve() -> None:
+    """The nbgrader server (``python -m course_lib.grading.forkserver``): import nbgrader, then fork per request."""
+    rfd, wfd = protocol_fds()
+    from nbgrader.apps.nbgraderapp import NbGraderApp  # noqa: F401 - the import the children share
+    import nbgrader.apps.autogradeapp  # noqa: F401
+    import nbgrader.converters.autograde  # noqa: F401
+
+    serve_forks(rfd, wfd, _child)
+
+
+class WarmServer:
+    """The client's handle on a warm server process (:func:`serve_forks` on the other end).
 
     Args:
-        hide, readonly: paths hidden from / read-only for everything it runs (see ``sandbox.wrap``).
-        limits: resource limits of the server itself (its children get each request's own limits).
+        argv: the server's command line.
+        popen: keyword arguments for ``subprocess.Popen`` (limits, cwd, environment).
     """
 
-    def __init__(self, hide=(), readonly=(), limits: Limits = Limits(memory_mb=1 << 20, cpu_s=24 * 3600)):
-        self.hide, self.readonly = list(hide), list(readonly)
-        self.home = tempfile.mkdtemp(prefix="course-forkserver-")
-        argv = wrap(python_module("course_lib.grading.forkserver"), hide=self.hide, readonly=self.readonly,
-                    network=True)
+    def __init__(self, argv: list[str], **popen):
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     **popen_kwargs(limits, self.home, scrubbed_env(self.home)))
+                                     **popen)
         self._ready = False
 
     def _reply(self, timeout: float) -> dict:
@@ -163,25 +181,22 @@ class ForkServer:
             raise protocol.ProtocolError("oversized reply")
         return json.loads(_read_exact(fd, n, deadline).decode("utf-8"))
 
-    def run(self, args: list[str], cwd: str, env: dict, log: str, limits: Limits, timeout: float) -> tuple[int, bool]:
-        """Run ``nbgrader *args`` in a fresh forked child; returns (exit code, timed out).
+    def request(self, message: dict, timeout: float) -> tuple[int, bool]:
+        """Run one request in a fresh forked child of the server; returns (exit code, timed out).
 
         Raises:
-            RuntimeError: the server itself failed (the caller falls back to a fresh process).
+            RuntimeError: the server itself failed (it is stopped; the caller falls back to a fresh process).
         """
         try:
             if not self._ready:
                 self._reply(120)
                 self._ready = True
-            protocol.send(self.proc.stdin.fileno(), {
-                "args": list(args), "cwd": str(cwd), "env": dict(env), "log": str(log), "timeout": float(timeout),
-                "limits": {"memory_mb": limits.memory_mb, "cpu_s": limits.cpu_s, "file_mb": limits.file_mb},
-                "pid_namespace": namespaces_available()})
+            protocol.send(self.proc.stdin.fileno(), dict(message, timeout=float(timeout)))
             reply = self._reply(timeout + 60)
             return int(reply["returncode"]), bool(reply["timed_out"])
         except (OSError, EOFError, TimeoutError, ValueError, KeyError, protocol.ProtocolError) as err:
             self.close()
-            raise RuntimeError(f"the nbgrader fork server failed: {type(err).__name__}: {err}") from None
+            raise RuntimeError(f"the warm server failed: {type(err).__name__}: {err}") from None
 
     @property
     def alive(self) -> bool:
@@ -192,39 +207,83 @@ class ForkServer:
         if self.proc is not None:
             stop(self.proc)
             self.proc = None
+
+
+class ForkServer(WarmServer):
+    """One sandboxed, warm nbgrader process (see the module docstring).
+
+    Args:
+        hide, readonly: paths hidden from / read-only for everything it runs (see ``sandbox.wrap``).
+        limits: resource limits of the server itself (its children get each request's own limits).
+    """
+
+    def __init__(self, hide=(), readonly=(), limits: Limits = Limits(memory_mb=1 << 20, cpu_s=24 * 3600)):
+        self.hide, self.readonly = list(hide), list(readonly)
+        self.home = tempfile.mkdtemp(prefix="course-forkserver-")
+        argv = wrap(python_module("course_lib.grading.forkserver"), hide=self.hide, readonly=self.readonly,
+                    network=True)
+        super().__init__(argv, **popen_kwargs(limits, self.home, scrubbed_env(self.home)))
+
+    def run(self, args: list[str], cwd: str, env: dict, log: str, limits: Limits, timeout: float) -> tuple[int, bool]:
+        """Run ``nbgrader *args`` in a fresh forked child; returns (exit code, timed out).
+
+        Raises:
+            RuntimeError: the server itself failed (the caller falls back to a fresh process).
+        """
+        return self.request({
+            "args": list(args), "cwd": str(cwd), "env": dict(env), "log": str(log),
+            "limits": {"memory_mb": limits.memory_mb, "cpu_s": limits.cpu_s, "file_mb": limits.file_mb},
+            "pid_namespace": namespaces_available()}, timeout)
+
+    def close(self) -> None:
+        super().close()
         import shutil
 
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-class ForkServerPool:
-    """Warm fork servers for the grading threads, one per (hidden paths, read-only paths) in use.
+class ServerPool:
+    """Warm servers for the grading threads: a free one is reused, a new one started when none is free.
 
-    ``acquire`` hands a free server started with exactly those paths (a new one if none is free),
-    ``release`` gives it back, ``close`` (or leaving the ``with`` block) stops them all.
+    ``acquire(*key)`` hands a free server made by ``factory(*key)`` (servers with different keys, e.g.
+    different hidden paths, are never mixed), ``release`` gives it back, ``close`` (or leaving the
+    ``with`` block) stops them all. With ``--jobs N`` at most N servers of a key exist.
+
+    Args:
+        factory: makes a server from a key; the server needs ``alive`` and ``close()``.
     """
 
-    def __init__(self):
+    def __init__(self, factory):
+        self.factory = factory
         self._lock = threading.Lock()
-        self._free: dict[tuple, list[ForkServer]] = {}
-        self._all: list[ForkServer] = []
+        self._free: dict[tuple, list] = {}
+        self._all: list = []
+        self._key_of: dict[int, tuple] = {}
 
-    def acquire(self, hide=(), readonly=()) -> ForkServer:
-        key = (tuple(hide), tuple(readonly))
+    def acquire(self, *key):
+        key = tuple(tuple(k) if isinstance(k, (list, tuple)) else k for k in key)
         with self._lock:
             free = self._free.setdefault(key, [])
             while free:
                 server = free.pop()
                 if server.alive:
                     return server
-            server = ForkServer(hide, readonly)
+        server = self.factory(*key)  # outside the lock: starting a server takes a while
+        with self._lock:
             self._all.append(server)
-            return server
+            self._key_of[id(server)] = key
+        return server
 
-    def release(self, server: ForkServer) -> None:
+    def warm(self, count: int, *key) -> None:
+        """Start ``count`` servers for ``key`` now (they import while the caller does other work)."""
+        servers = [self.acquire(*key) for _ in range(max(0, int(count)))]
+        for server in servers:
+            self.release(server)
+
+    def release(self, server) -> None:
         if server.alive:
             with self._lock:
-                self._free.setdefault((tuple(server.hide), tuple(server.readonly)), []).append(server)
+                self._free.setdefault(self._key_of[id(server)], []).append(server)
 
     def close(self) -> None:
         with self._lock:
@@ -232,12 +291,26 @@ class ForkServerPool:
                 server.close()
             self._all.clear()
             self._free.clear()
+            self._key_of.clear()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+class ForkServerPool(ServerPool):
+    """Warm nbgrader fork servers, one per (hidden paths, read-only paths) and grading thread."""
+
+    def __init__(self):
+        super().__init__(ForkServer)
+
+    def acquire(self, hide=(), readonly=()) -> ForkServer:
+        return super().acquire(hide, readonly)
+
+    def warm(self, count: int, hide=(), readonly=()) -> None:
+        super().warm(count, hide, readonly)
 
 
 def run_nbgrader(args: list[str], cwd, env: dict, log, limits: Limits, timeout: float, hide=(), readonly=(),

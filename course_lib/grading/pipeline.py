@@ -10,7 +10,9 @@
    and produces the notebook with outputs the student will see -- but its scores are not trusted.
 2. **Trusted re-scoring.** :mod:`course_lib.grading.trusted` runs every autograded test cell of the
    *source* notebook (hidden tests included) with pytest in a process that runs no student code,
-   calling the student's functions in a separate sandbox and comparing plain data.
+   calling the student's functions in a separate sandbox and comparing plain data. That process is
+   a fresh fork of a warm trusted runner (:mod:`course_lib.grading.trusted_server`, one per grading
+   thread), so the imports are paid once per run, not once per submission.
 3. **Merge.** Under a lock, the trusted scores go into the real gradebook through nbgrader's
    Gradebook API (manual scores a TA has entered are never touched), test messages go into the
    answer cells' comments, and the feedback notebook (trusted verdicts in the test cells, hidden
@@ -47,6 +49,7 @@ from .config import load_config
 from .offline_math import inline_mathjax
 from .notebook import HIDDEN_BEGIN, HIDDEN_END, is_answer_cell, is_manual_cell, is_test_cell, meta, read
 from .forkserver import ForkServerPool, run_nbgrader
+from .trusted_server import TrustedServerPool
 from .sandbox import Limits, python_module, scrubbed_env
 from ..validation import CourseError
 from .submissions import (add_status_column, missing_cells, notebook_problem, require_assignment, require_students,
@@ -141,9 +144,45 @@ def _readonly_paths(course: Path) -> list[str]:
     return sorted({str(course), sys.prefix, str(pkg_root)})
 
 
-def _template_gradebook(course: Path, assignment: str, tmp: Path) -> Path:
-    """A gradebook holding only this assignment (made by nbgrader itself), copied into each scratch course."""
+def _import_gradebook_api() -> None:
+    """Import nbgrader's Gradebook API (nbgrader's package import loads its whole app: seconds of CPU)."""
+    try:
+        import nbgrader.api  # noqa: F401
+    except Exception:  # noqa: BLE001 - the merge imports it again and reports the error there
+        pass
+
+
+def _alembic_version(db_url: str) -> str | None:
+    """The schema version (alembic revision) recorded in an existing gradebook, or None."""
+    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///"):]).is_file():
+        return None  # SQLAlchemy would create an empty file
+    try:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - no gradebook yet, or an older one: nbgrader works it out itself
+        return None
+    return version if isinstance(version, str) and re.fullmatch(r"[0-9a-f]{6,32}", version) else None
+
+
+def _template_gradebook(course: Path, assignment: str, tmp: Path, version: str | None = None) -> Path:
+    """A gradebook holding only this assignment (made by nbgrader itself), copied into each scratch course.
+
+    With ``version`` (the real gradebook's schema revision) the new file starts with its
+    ``alembic_version`` table: nbgrader then skips ``alembic heads``, a subprocess that loads every
+    migration script to find that one string (2.3 s of CPU, the most expensive step of the template).
+    """
     db = tmp / "template.db"
+    if version:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (version,))
+            conn.commit()
     _nbgrader(course, "generate_assignment", assignment, "--force",
               f"--CourseDirectory.release_directory={tmp / 'release'}", db_url=f"sqlite:///{db}")
     return db
@@ -281,7 +320,7 @@ def _nbgrader_scores(scratch: Path, assignment: str, student: str, course_id: st
 
 
 def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, template_db: Path,
-               force: bool, forks=None) -> dict:
+               force: bool, forks=None, trusted_servers=None) -> dict:
     sub_dir = course / "submitted" / student / assignment
     out_dir = course / "autograded" / student / assignment
     digest = _submission_hash(sub_dir)
@@ -330,7 +369,8 @@ def _grade_one(course: Path, assignment: str, student: str, cfg, db_url: str, te
                 continue
             res = run_trusted(str(src_dir / f"{nb_name}.ipynb"), {student: str(sub_nb)}, cfg,
                               timeout=cfg.load_timeout_s + 60 + 4 * cfg.timeout_s * 10,
-                              hide=_sensitive_paths(course, db_url), readonly=_readonly_paths(course))
+                              hide=_sensitive_paths(course, db_url), readonly=_readonly_paths(course),
+                              servers=trusted_servers)
             results[nb_name] = res.get(student, {"error": "no result"})
             results[nb_name]["nbgrader_kernel_scores"] = untrusted.get(nb_name, {})
             if results[nb_name].get("load_failure"):
@@ -404,27 +444,36 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
             print(f"course: nothing to grade: no folder submitted/*/{assignment}")
         return invalid
     backup_gradebook(course, db_url)
-    # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
-    with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
-        with ThreadPoolExecutor(max_workers=2) as both:  # two independent nbgrader runs, side by side
-            real = both.submit(_nbgrader, course, "generate_assignment", assignment, "--force",
-                               f"--CourseDirectory.release_directory={Path(tmp) / 'release-real'}", db_url=db_url)
-            template = _template_gradebook(course, assignment, Path(tmp))
-            real.result()
+    (course / "autograded").mkdir(exist_ok=True)  # exists from the start: the sandbox hides the same paths all along
+    streams = min(max(1, int(jobs)), len(students))
+    forks, trusted = ForkServerPool(), TrustedServerPool()
+    with forks, trusted:  # every server is stopped at the end, whatever happens
+        # the warm servers import nbgrader / pytest while the gradebooks are prepared (their processes start now)
+        forks.warm(streams, _sensitive_paths(course, db_url), _readonly_paths(course))
+        trusted.warm(streams)
+        threading.Thread(target=_import_gradebook_api, daemon=True).start()  # the main process's own 2-3 s import
+        # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
+        version = _alembic_version(db_url)  # read before the real gradebook is touched again
+        with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
+            with ThreadPoolExecutor(max_workers=2) as both:  # two independent nbgrader runs, side by side
+                real = both.submit(_nbgrader, course, "generate_assignment", assignment, "--force",
+                                   f"--CourseDirectory.release_directory={Path(tmp) / 'release-real'}", db_url=db_url)
+                template = _template_gradebook(course, assignment, Path(tmp), version)
+                real.result()
 
-        def run(student):
-            try:
-                return _grade_one(course, assignment, student, cfg, db_url, template, force, forks)
-            except Exception as err:  # noqa: BLE001 - one bad submission must not stop the others
-                return {"student": student, "status": "error", "score": 0, "max_score": 0,
-                        "message": f"{type(err).__name__}: {err}"[:500]}
+            def run(student):
+                try:
+                    return _grade_one(course, assignment, student, cfg, db_url, template, force, forks, trusted)
+                except Exception as err:  # noqa: BLE001 - one bad submission must not stop the others
+                    return {"student": student, "status": "error", "score": 0, "max_score": 0,
+                            "message": f"{type(err).__name__}: {err}"[:500]}
 
-        with ForkServerPool() as forks, ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
-            futures = [pool.submit(run, s) for s in students]
-            for f in as_completed(futures):
-                if progress:
-                    progress(f.result())
-            return invalid + [f.result() for f in futures]
+            with ThreadPoolExecutor(max_workers=streams) as pool:
+                futures = [pool.submit(run, s) for s in students]
+                for f in as_completed(futures):
+                    if progress:
+                        progress(f.result())
+                return invalid + [f.result() for f in futures]
 
 
 def feedback(course, assignment: str, students=None, db_url: str | None = None) -> list[Path]:

@@ -101,9 +101,21 @@ def wrap(argv: list[str], hide: list[str] = (), readonly: list[str] = (), networ
     return ["unshare", *flags, "sh", "-c", "\n".join(lines), "course-sandbox", *argv]
 
 
-def _limit(limits: Limits):
+def _die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL): this process is killed when the thread that started it ends."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pipe's end of input still stops the worker
+        pass
+
+
+def _limit(limits: Limits, die_with_parent: bool = False):
     def apply():
         os.setsid()
+        if die_with_parent:
+            _die_with_parent()
         mem = limits.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
@@ -128,9 +140,15 @@ def scrubbed_env(home: str, extra: dict | None = None) -> dict:
     return env
 
 
-def popen_kwargs(limits: Limits, cwd: str, env: dict) -> dict:
-    """Keyword arguments for subprocess.Popen/run that apply the limits, cwd and environment."""
-    return {"preexec_fn": _limit(limits), "cwd": cwd, "env": env, "close_fds": True}
+def popen_kwargs(limits: Limits, cwd: str, env: dict, die_with_parent: bool = False) -> dict:
+    """Keyword arguments for subprocess.Popen/run that apply the limits, cwd and environment.
+
+    Args:
+        die_with_parent: the process (and, through ``unshare --kill-child``, what it runs) is killed when
+            the thread that starts it ends -- for the student worker, whose trusted runner may be killed
+            at its time limit. Only for processes started by a single-threaded process's main thread.
+    """
+    return {"preexec_fn": _limit(limits, die_with_parent), "cwd": cwd, "env": env, "close_fds": True}
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from . import protocol
@@ -59,10 +60,13 @@ class StudentProcess:
         call_timeout: wall seconds per call of a student function.
         load_timeout: wall seconds to run the notebook's code before the first call.
         hide, readonly: paths hidden from / read-only for the worker (see sandbox.wrap).
+        home_root: where the worker's home folder is made (None: the system's temporary folder).
     """
 
     def __init__(self, cells: list[str], forbidden: list[str] = (), limits: Limits = Limits(),
-                 call_timeout: float = 20.0, load_timeout: float = 120.0, hide=(), readonly=()):
+                 call_timeout: float = 20.0, load_timeout: float = 120.0, hide=(), readonly=(),
+                 home_root: str | None = None):
+        self.home_root = home_root
         self.cells, self.forbidden = list(cells), list(forbidden)
         self.limits, self.call_timeout, self.load_timeout = limits, float(call_timeout), float(load_timeout)
         self.hide, self.readonly = list(hide), list(readonly)
@@ -71,23 +75,53 @@ class StudentProcess:
         self.load_errors: list[dict] = []
         self.load_failure: str | None = None
         self.restarts = 0
+        self._loading: float | None = None  # when the load request was sent, while its reply is awaited
 
     # -- process management ----------------------------------------------------------------
-    def _spawn(self):
-        self.home = tempfile.mkdtemp(prefix="course-student-")
+    def _spawn(self, wait: bool = True):
+        if self.home:  # a restart: the crashed worker's folder goes
+            shutil.rmtree(self.home, ignore_errors=True)
+        self.home = tempfile.mkdtemp(prefix="course-student-", dir=self.home_root)
         argv = wrap([sys.executable, "-m", "course_lib.grading.worker"], hide=self.hide,
                     readonly=self.readonly, network=False)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      **popen_kwargs(self.limits, self.home,
-                                                  scrubbed_env(self.home, {"COURSE_GRADING_WORKER": "1"})))
-        reply = self._request({"op": "load", "cells": self.cells, "forbidden": self.forbidden}, self.load_timeout,
-                              what="running your notebook's code")
+                                                  scrubbed_env(self.home, {"COURSE_GRADING_WORKER": "1"}),
+                                                  die_with_parent=threading.current_thread() is threading.main_thread()))
+        self._loading = time.monotonic()
+        try:
+            protocol.send(self.proc.stdin.fileno(), {"op": "load", "cells": self.cells, "forbidden": self.forbidden})
+        except OSError:
+            pass  # the worker is already gone: waiting for its reply says why
+        if wait:
+            self._await_load()
+
+    def _await_load(self):
+        started, self._loading = self._loading, None
+        left = max(0.0, self.load_timeout - (time.monotonic() - started))
+        reply = self._request(None, left, what="running your notebook's code", timeout_shown=self.load_timeout)
         self.load_errors = reply.get("errors", [])
+
+    def start(self):
+        """Start the worker and send it the notebook now, without waiting (the first call waits for it).
+
+        The worker's Python start-up and the notebook's code then run while the trusted side sets up
+        its test session; the load time limit still counts from this moment.
+        """
+        if self.proc is None and self.load_failure is None:
+            self._spawn(wait=False)
 
     def ensure(self):
         """Start the worker if it is not running (raises StudentCrash if the notebook itself cannot run)."""
         if self.load_failure is not None:
             raise StudentCrash(self.load_failure)
+        if self._loading is not None:  # started early: wait for the notebook's code to finish
+            try:
+                self._await_load()
+            except StudentCrash as err:
+                self.load_failure = str(err)
+                raise
+            return
         if self.proc is None or self.proc.poll() is not None:
             if self.proc is not None:
                 self.restarts += 1
@@ -120,6 +154,7 @@ class StudentProcess:
         if self.proc is not None:
             stop(self.proc)  # nothing of the worker is kept: no need to wait for a clean exit
             self.proc = None
+        self._loading = None
         if self.home:
             shutil.rmtree(self.home, ignore_errors=True)
             self.home = None
@@ -140,9 +175,11 @@ class StudentProcess:
             return f"it was killed by {sig}{hint}"
         return f"it exited with code {code} (sys.exit, os._exit or a crash)"
 
-    def _request(self, message: dict, timeout: float, what: str) -> dict:
+    def _request(self, message: dict | None, timeout: float, what: str, timeout_shown: float | None = None) -> dict:
+        """Send ``message`` (None: only wait for the reply to one sent before) and return the worker's reply."""
         try:
-            protocol.send(self.proc.stdin.fileno(), message)
+            if message is not None:
+                protocol.send(self.proc.stdin.fileno(), message)
             deadline = time.monotonic() + timeout
             fd = self.proc.stdout.fileno()
             (n,) = struct.unpack(">Q", _read_exact(fd, 8, deadline))
@@ -157,7 +194,7 @@ class StudentProcess:
         except TimeoutError:
             kill_group(self.proc)
             self.proc.wait()
-            raise StudentCrash(f"Time limit: {what} took longer than {timeout:g} s (an infinite loop?). "
+            raise StudentCrash(f"Time limit: {what} took longer than {timeout_shown or timeout:g} s (an infinite loop?). "
                                "The sandbox was stopped.") from None
         except (EOFError, BrokenPipeError, OSError):
             time.sleep(0.05)

@@ -133,24 +133,18 @@ def _run_cells(cells, names: list[str], workdir: Path, stop_early: bool = False)
     ini = workdir / "pytest.ini"
     ini.write_text("[pytest]\naddopts =\n")
     collector = _Collector()
+    # the test cells use no third-party pytest plugin: skipping their discovery saves most of pytest's start-up
     args = [*map(str, paths), "-q", "-p", "no:cacheprovider", "-c", str(ini), "--rootdir", str(workdir),
             "--import-mode=importlib", "-W", "ignore::DeprecationWarning", "-o", "console_output_style=classic",
-            "--continue-on-collection-errors"]
+            "--continue-on-collection-errors", "--disable-plugin-autoload"]
     if stop_early:
         args.append("-x")
-    # the test cells use no third-party pytest plugin: skipping their discovery saves most of pytest's start-up
-    autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     with open(os.devnull, "w") as null:
         stdout, sys.stdout = sys.stdout, null
         try:
             pytest.main(args, plugins=[collector])
         finally:
             sys.stdout = stdout
-            if autoload is None:
-                os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
-            else:
-                os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
     out = []
     for path, cell in zip(paths, cells):
         tests = []
@@ -167,7 +161,8 @@ def _run_cells(cells, names: list[str], workdir: Path, stop_early: bool = False)
 
 def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = Limits(), call_timeout: float = 20.0,
                    load_timeout: float = 120.0, hide=(), readonly=(), stop_early: bool = False,
-                   first: str | None = None, session: StudentProcess | None = None) -> dict:
+                   first: str | None = None, session: StudentProcess | None = None,
+                   home_root: str | None = None) -> dict:
     """Score one submitted notebook against its source notebook's test cells.
 
     Args:
@@ -177,6 +172,7 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
         limits, call_timeout, load_timeout, hide, readonly: sandbox settings (see StudentProcess).
         stop_early, first: stop at the first failing cell; grade the cell ``first`` first (course check).
         session: a warm worker to reuse (``StudentProcess.reload``; course check's mutants only).
+        home_root: the folder for the worker's home (None: the system's temporary folder).
     Returns:
         {"cells": [CellResult as dict, ...], "load_errors": [...], "restarts": n}
     """
@@ -185,7 +181,8 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
     names = answer_names(src)
     if session is None:
         _SESSION = StudentProcess(student_program(src, sub), forbidden, limits, call_timeout, load_timeout,
-                                  hide=hide, readonly=readonly)
+                                  hide=hide, readonly=readonly, home_root=home_root)
+        _SESSION.start()  # the sandboxed worker starts up and runs the notebook while pytest sets up
     else:
         session.reload(student_program(src, sub))
         _SESSION = session
@@ -205,16 +202,21 @@ def main(argv=None) -> int:
     """``python -m course_lib.grading.trusted JOB.json OUT.json``: grade each submission of a job."""
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(argv[0]).read_text())
+    # this process's temporary files (the test modules, hidden tests included) go in the job's folder, which
+    # run_trusted hides from the student's worker and removes afterwards, even if this process is killed
+    tempfile.tempdir = str(Path(argv[0]).resolve().parent)
     limits = Limits(**job.get("limits", {}))
     settings = (job.get("forbidden", []), limits, job.get("call_timeout", 20.0), job.get("load_timeout", 120.0))
     hide, readonly = job.get("hide", []), job.get("readonly", [])
     # course check's mutants share one warm worker; submissions never do
-    shared = StudentProcess([], *settings, hide=hide, readonly=readonly) if job.get("reuse_worker") else None
+    home_root = job.get("homes")
+    shared = (StudentProcess([], *settings, hide=hide, readonly=readonly, home_root=home_root)
+              if job.get("reuse_worker") else None)
     out = {}
     try:
         for key, sub in job["submissions"].items():
             out[key] = grade_notebook(job["source"], sub, *settings, hide, readonly, job.get("stop_early", False),
-                                      job.get("first", {}).get(key), session=shared)
+                                      job.get("first", {}).get(key), session=shared, home_root=home_root)
             Path(argv[1]).write_text(json.dumps(out))  # partial results survive a kill
     finally:
         if shared is not None:

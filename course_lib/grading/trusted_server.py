@@ -1,0 +1,115 @@
+"""A warm trusted runner: import the trusted grader once, fork one fresh child per grading job.
+
+``run_trusted`` used to start ``python -m course_lib.grading.trusted`` for every submission: a new
+interpreter importing pytest, nbformat, NumPy and the grading modules, then pytest's lazily
+imported internals on its first session -- about 0.45 s of each submission's ~1.1 s of trusted
+re-scoring on the 2-core course machine (profile in benchmarks/README.md). A :class:`TrustedServer`
+(``python -m course_lib.grading.trusted_server``) pays that once per grading thread: it imports
+everything, runs one empty pytest session to load the rest, and then, for each job, forks a child
+that runs exactly what the fresh process ran (:func:`course_lib.grading.trusted.main` on the job
+file) and exits.
+
+Safety is unchanged. The trusted runner never runs student code (each job still starts its own
+sandboxed worker for the submission); fork is copy-on-write, so every job starts from the same
+freshly imported state and nothing of one job (test modules, instructor state, the student
+session) reaches the next. The child gets its own session, the job's time limit is enforced by
+the server, which then kills the child's whole session, and its stderr goes to a file that
+``run_trusted`` reports exactly as it reported a fresh process's stderr.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .forkserver import ServerPool, WarmServer, protocol_fds, serve_forks
+from .sandbox import python_module
+
+__all__ = ["TrustedServer", "TrustedServerPool", "serve"]
+
+
+def _child(request: dict) -> None:
+    """In the forked child: own session, stderr to the job's file, then the trusted runner. Never returns."""
+    code = 70
+    try:
+        os.setsid()
+        err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(err, 2)
+        from course_lib.grading.trusted import main
+
+        code = main([request["job"], request["out"]])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - reported through the stderr file, like a fresh process's traceback
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _warm_up() -> None:
+    """Import what every job needs, and run one empty pytest session (pytest imports much of itself lazily)."""
+    from types import SimpleNamespace
+
+    import course_lib.grading.trusted as trusted  # pytest, nbformat, NumPy and the sandbox client
+
+    cell = SimpleNamespace(grade_id="warm_up", code="def test_warm_up():\n    assert 1 + 1 == 2\n",
+                           tests=["test_warm_up"], hidden_tests=[], points=1.0)
+    with tempfile.TemporaryDirectory(prefix="course-trusted-warm-") as tmp:
+        result = trusted._run_cells([cell], [], Path(tmp))
+    if not result[0].passed:  # pytest itself is broken: let every job fail loudly in a fresh process
+        raise RuntimeError(f"the trusted runner's warm-up session failed: {result[0]}")
+
+
+def serve() -> None:
+    """The server's loop (``python -m course_lib.grading.trusted_server``)."""
+    rfd, wfd = protocol_fds()
+    _warm_up()
+    serve_forks(rfd, wfd, _child)
+
+
+class TrustedServer(WarmServer):
+    """One warm trusted runner (see the module docstring); the TA's own environment, no sandbox.
+
+    The trusted runner runs no student code, so -- as the fresh ``python -m course_lib.grading.trusted``
+    it replaces -- it is not sandboxed; the sandboxed worker it starts per job is.
+    """
+
+    def __init__(self):
+        super().__init__(python_module("course_lib.grading.trusted_server"), close_fds=True,
+                         start_new_session=True)
+
+    def grade(self, job: str, out: str, stderr: str, timeout: float) -> tuple[int, bool]:
+        """Run the trusted grader on ``job`` (a job file), results to ``out``; returns (exit code, timed out).
+
+        Raises:
+            RuntimeError: the server itself failed (the caller falls back to a fresh process).
+        """
+        return self.request({"job": str(job), "out": str(out), "stderr": str(stderr)}, timeout)
+
+
+class TrustedServerPool(ServerPool):
+    """Warm trusted runners, one per grading thread (``course autograde --jobs N``: at most N)."""
+
+    def __init__(self):
+        super().__init__(TrustedServer)
+
+
+def run_fresh(job: str, out: str, timeout: float) -> tuple[int, str]:
+    """The fallback: the trusted grader in a fresh process; returns (exit code, stderr's tail)."""
+    proc = subprocess.run(python_module("course_lib.grading.trusted", job, out), capture_output=True, text=True,
+                          timeout=timeout)
+    return proc.returncode, proc.stderr[-3000:]
+
+
+if __name__ == "__main__":
+    from course_lib.grading.trusted_server import serve as _serve  # the imported module, as trusted.py does
+
+    _serve()
