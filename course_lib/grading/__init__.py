@@ -23,9 +23,11 @@ def setup_notebook() -> None:
     import ipytest
 
     # no third-party plugin discovery (--disable-plugin-autoload): the test cells use none, and loading every
-    # installed plugin (xdist, anyio ...) on the first %%ipytest cell cost each kernel ~0.3 s of CPU
+    # installed plugin (xdist, anyio ...) on the first %%ipytest cell cost each kernel ~0.3 s of CPU; no
+    # unraisable-exception plugin either: it runs gc.collect() five times at the end of every session (~0.1 s each
+    # in a kernel that holds NumPy and the notebook's data)
     ipytest.autoconfig(raise_on_error=True, addopts=["-q", "-p", "no:cacheprovider", "--color=no", "--tb=short",
-                                                     "-rN", "--disable-plugin-autoload"])
+                                                     "-rN", "--disable-plugin-autoload", "-p", "no:unraisableexception"])
     # IPython renders an exception with ``_render_traceback_`` as the lines it returns: the cell still ends in an
     # error (nbgrader and "Run All" see a failed cell) but shows one line instead of ipytest's internals.
     ipytest.Error._render_traceback_ = _visible_tests_failed
