@@ -6,10 +6,10 @@ which mutants survive. The mutation score is caught / (all - declared equivalent
 """
 from __future__ import annotations
 
-import atexit
 import functools
 import json
-import shutil
+import os
+import stat
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +25,19 @@ __all__ = ["run_trusted", "check_assignment", "format_report"]
 
 
 @functools.lru_cache(maxsize=1)
-def _jobs_root() -> str:
-    """This process's folder for trusted grading jobs (removed at exit)."""
-    root = tempfile.mkdtemp(prefix="course-trusted-jobs-")
-    atexit.register(shutil.rmtree, root, True)
+def jobs_root() -> str:
+    """The folder of every trusted grading job of this user (one per user and machine, mode 0700).
+
+    Every sandbox -- the student workers and nbgrader's kernels -- has it covered by an empty mount, so no
+    submission sees a trusted job's files (hidden tests' source) of this or any other grading process running
+    at the same time. Each job's own folder inside it is removed when the job ends.
+    """
+    root = os.path.join(tempfile.gettempdir(), f"course-trusted-jobs-{os.getuid()}")
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise RuntimeError(f"{root} is not a folder of this user's: remove it and grade again")
+    os.chmod(root, 0o700)
     return root
 
 
@@ -53,7 +62,7 @@ def run_trusted(source: str, submissions: dict[str, str], cfg: AssignmentConfig,
     # the job's folder holds the trusted runner's own files (the job, its results, the test modules with the
     # hidden tests' source); every job's folder is in one root hidden from every student worker (--jobs 2 grades
     # two submissions at once), whose home is made in a folder of its own
-    root = _jobs_root()
+    root = jobs_root()
     with tempfile.TemporaryDirectory(prefix="course-job-", dir=root) as tmp, \
             tempfile.TemporaryDirectory(prefix="course-homes-") as homes:
         job = {"source": str(source), "submissions": submissions, "forbidden": cfg.forbidden,

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import nbformat
 
-from .check import run_trusted
+from .check import jobs_root, run_trusted
 from .config import load_config
 from .offline_math import inline_mathjax
 from .notebook import HIDDEN_BEGIN, HIDDEN_END, is_answer_cell, is_manual_cell, is_test_cell, meta, read
@@ -136,6 +136,7 @@ def _sensitive_paths(course: Path, db_url: str) -> list[str]:
     if db_url.startswith("sqlite:///"):
         db = Path(db_url[len("sqlite:///"):])
         paths += [db, db.with_name(db.name + "-journal"), db.with_name(db.name + "-wal")]
+    paths.append(Path(jobs_root()))  # the trusted runners' files (hidden tests' source) of every grading run
     return [str(p) for p in paths if p.exists()]
 
 
