@@ -5,7 +5,6 @@ stub) and a submission whose notebook code sleeps past the job's time limit.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

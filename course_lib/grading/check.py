@@ -10,7 +10,6 @@ import functools
 import json
 import os
 import stat
-import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,33 +66,25 @@ def run_trusted(source: str, submissions: dict[str, str], cfg: AssignmentConfig,
             tempfile.TemporaryDirectory(prefix="course-homes-") as homes:
         job = {"source": str(source), "submissions": submissions, "forbidden": cfg.forbidden,
                "limits": {"memory_mb": int(cfg.memory_mb)}, "call_timeout": cfg.timeout_s,
-               "load_timeout": cfg.load_timeout_s, "hide": [*hide, root], "readonly": list(readonly),
-               "homes": homes}
+               "load_timeout": cfg.load_timeout_s, "hide": [*(h for h in hide if h != root), root],
+               "readonly": list(readonly), "homes": homes}
         if mutants is not None:  # mutation testing: short calls, stop at the first failure, target cell first
             job.update(call_timeout=cfg.mutant_timeout_s, stop_early=True, first=mutants, reuse_worker=True)
         jpath, opath, epath = Path(tmp) / "job.json", Path(tmp) / "out.json", Path(tmp) / "stderr.txt"
         jpath.write_text(json.dumps(job))
-        failure, done = "", False
+        outcome = None  # (exit code, timed out, stderr's tail) of the job
         if servers is not None:
             server = servers.acquire()
             try:
                 code, timed_out = server.grade(jpath, opath, epath, timeout)
-                done = True
-                if timed_out:
-                    failure = f"the trusted grader did not finish within {timeout:g} s"
-                elif code != 0:
-                    failure = (epath.read_text(errors="replace")[-3000:] if epath.exists() else "") \
-                        or f"the trusted grader exited with code {code}"
+                outcome = code, timed_out, epath.read_text(errors="replace")[-3000:] if epath.exists() else ""
             except RuntimeError:
                 opath.unlink(missing_ok=True)  # a broken server: this job runs again in a fresh process
             finally:
                 servers.release(server)
-        if not done:
-            try:
-                code, stderr = run_fresh(str(jpath), str(opath), timeout)
-                failure = (stderr or f"the trusted grader exited with code {code}") if code != 0 else ""
-            except subprocess.TimeoutExpired:
-                failure = f"the trusted grader did not finish within {timeout:g} s"
+        code, timed_out, stderr = outcome or run_fresh(str(jpath), str(opath), timeout)
+        failure = (f"the trusted grader did not finish within {timeout:g} s" if timed_out
+                   else (stderr or f"the trusted grader exited with code {code}") if code != 0 else "")
         results = json.loads(opath.read_text()) if opath.exists() and opath.stat().st_size else {}
         if failure:
             for key in submissions:

@@ -102,11 +102,14 @@ class TrustedServerPool(ServerPool):
         super().__init__(TrustedServer)
 
 
-def run_fresh(job: str, out: str, timeout: float) -> tuple[int, str]:
-    """The fallback: the trusted grader in a fresh process; returns (exit code, stderr's tail)."""
-    proc = subprocess.run(python_module("course_lib.grading.trusted", job, out), capture_output=True, text=True,
-                          timeout=timeout)
-    return proc.returncode, proc.stderr[-3000:]
+def run_fresh(job: str, out: str, timeout: float) -> tuple[int | None, bool, str]:
+    """The fallback: the trusted grader in a fresh process; returns (exit code, timed out, stderr's tail)."""
+    try:
+        proc = subprocess.run(python_module("course_lib.grading.trusted", job, out), capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, True, ""
+    return proc.returncode, False, proc.stderr[-3000:]
 
 
 if __name__ == "__main__":
