@@ -3,10 +3,12 @@
 #   chromium    Debian's browser, driven by Playwright in tests/test_browser.py (never `playwright install`)
 #   postgresql  Debian's server, the JupyterHub route's gradebook (started by `course hub`, not as a system service)
 #   configurable-http-proxy  JupyterHub's proxy, from npm at the version pinned in services/package-lock.json
+#   util-linux  unshare and setpriv, the grading sandbox's namespaces and its capability drop (course_lib/grading/sandbox.py)
 # Idempotent and quick when everything is there. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
+{ command -v unshare && command -v setpriv; } >/dev/null 2>&1 || need+=(util-linux)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)

@@ -119,6 +119,34 @@ def logistic_grad(w, X, y, lam):
     found = [open(p).read() for p in glob.glob({tempfile.gettempdir() + "/course-*/**/test_*.py"!r}, recursive=True)]
     raise ValueError("LEAK " + str(len(found)) + " " + " ".join(found)[:1500])
 '''),
+        "t_unmount": _case(f'''import ctypes, glob
+_libc = ctypes.CDLL(None, use_errno=True)
+
+def _unsandbox():
+    """Undo the sandbox's mounts: unmount every cover, re-mount every read-only folder read-write."""
+    undone = 0
+    for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
+        point = line.split()[4].encode()
+        undone += _libc.umount2(point, 2) == 0  # MNT_DETACH
+        undone += _libc.mount(None, point, None, 32 | 4096, None) == 0  # MS_REMOUNT | MS_BIND, not MS_RDONLY
+    return undone
+
+def _secrets():
+    return [open(p).read() for p in glob.glob({c!r} + "/s*/**/*.ipynb", recursive=True)]
+
+_undone = _unsandbox()
+for _p in [{c + "/gradebook.db"!r}, {c + f"/submitted/honest/{HW}/{HW}.ipynb"!r}]:
+    try:
+        open(_p, "w").write("pwned")
+    except OSError:
+        pass
+print("UNDONE", _undone, " ".join(_secrets())[:3000])
+''', body='''
+def logistic_grad(w, X, y, lam):
+    undone = _unsandbox()
+    found = _secrets()
+    raise ValueError("UNDONE " + str(undone) + " READ " + str(len(found)) + " " + " ".join(found)[:1500])
+'''),
         "t_library": _case("from course_lib.problems import LogisticRegression", body='''
 def logistic_grad(w, X, y, lam):
     return LogisticRegression(X, y, lam=lam).grad(w)
@@ -165,7 +193,7 @@ def _trusted(course, student):
 def test_tampering_earns_only_the_honest_part(graded, student):
     from course_lib.grading.sandbox import namespaces_available
 
-    if student in ("t_files", "t_hidden_source") and not namespaces_available():
+    if student in ("t_files", "t_hidden_source", "t_unmount") and not namespaces_available():
         pytest.xfail("without user namespaces the course directory is not hidden (README, Trust model)")
     course, summary, _, _ = graded
     s = summary[student]
@@ -229,6 +257,24 @@ def test_student_code_cannot_read_the_hidden_tests_while_it_is_graded(graded):
     assert "LEAK 0 " in messages  # the code ran, looked, and found no test module
     text = (course / "autograded" / "t_hidden_source" / HW / f"{HW}.ipynb").read_text()
     assert "LogisticRegression(X, y, lam=lam).grad(w)" not in text and "def test_" not in messages
+
+
+def test_student_code_cannot_undo_the_sandbox_mounts(graded):
+    """The namespace's root made the mounts that hide the course; student code runs without its capabilities.
+
+    Before the sandbox dropped them, t_unmount's umount2/remount calls succeeded (in nbgrader's kernel and
+    in the trusted worker): it read the source notebooks' hidden tests and overwrote the gradebook.
+    """
+    from course_lib.grading.sandbox import namespaces_available
+
+    if not namespaces_available():
+        pytest.xfail("without user namespaces the course directory is not hidden (README, Trust model)")
+    course, _, _, _ = graded
+    messages = " ".join(t["message"] for c in _trusted(course, "t_unmount")["cells"] for t in c["tests"])
+    assert "UNDONE 0 READ 0 " in messages  # the trusted worker's attempt: nothing unmounted, nothing read
+    text = (course / "autograded" / "t_unmount" / HW / f"{HW}.ipynb").read_text()
+    assert "UNDONE 0 " in text  # nbgrader's kernel ran the same code, with the same result
+    assert "LogisticRegression(X, y, lam=lam).grad(w)" not in text + messages
 
 
 def test_rerun_skips_graded_and_keeps_manual_grades(graded):

@@ -9,7 +9,9 @@ each request, forks a child that
 
 1. starts a new session (``setsid``) with the submission's resource limits (``sandbox.Limits``),
 2. where Linux allows, enters a new PID namespace of its own (the nbgrader process is its PID 1, so
-   every process the student's kernel leaves behind dies with it, as with one ``unshare`` per run),
+   every process the student's kernel leaves behind dies with it, as with one ``unshare`` per run)
+   and drops every capability (``sandbox.drop_capabilities``: the server keeps the namespace root's
+   capabilities only to make that namespace; its children, which start the kernels, have none),
 3. takes the scrubbed environment and the scratch course as working directory, sends its output to
    the scratch course's log, and runs ``nbgrader <args>`` exactly as ``python -m nbgrader`` would.
 
@@ -54,14 +56,18 @@ def _child(request: dict) -> None:
     """In the forked child: limits, namespace, environment, output; then nbgrader. Never returns."""
     code = 70
     try:
-        from .sandbox import _limit
+        from .sandbox import _limit, drop_capabilities
 
         _limit(Limits(**request["limits"]))()  # setsid + rlimits
-        if request.get("pid_namespace") and _new_pid_namespace():
+        if request.get("pid_namespace"):
+            if not _new_pid_namespace():
+                raise OSError("could not enter a new PID namespace")
             pid = os.fork()  # the grandchild is PID 1 of the new namespace: its leftovers die with it
             if pid:
                 _, status = os.waitpid(pid, 0)
                 os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        if request.get("drop_capabilities"):
+            drop_capabilities()  # before nbgrader starts the student's kernel: the mounts stay as they are
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -101,7 +107,7 @@ def _wait(pid: int, deadline: float) -> int | None:
         time.sleep(0.02)
 
 
-def serve_forks(rfd: int, wfd: int, child) -> None:
+def serve_forks(rfd: int, wfd: int, child, before=None, after=None) -> None:
     """The loop of a warm server: for each request on ``rfd`` fork, run ``child(request)`` there, reply on ``wfd``.
 
     The parent waits at most ``request["timeout"]`` seconds, then kills the child's whole session
@@ -111,6 +117,8 @@ def serve_forks(rfd: int, wfd: int, child) -> None:
     Args:
         rfd, wfd: the request and reply file descriptors (closed in the child).
         child: runs in the forked child and never returns (``os._exit``).
+        before, after: optional, in the server: ``before(request)`` just before the fork,
+            ``after(request, returncode, timed_out)`` once the child's session is killed.
     """
     protocol.send(wfd, {"ready": True})
     while True:
@@ -120,6 +128,8 @@ def serve_forks(rfd: int, wfd: int, child) -> None:
             break
         if request.get("op") == "exit":
             break
+        if before is not None:
+            before(request)
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
@@ -134,6 +144,8 @@ def serve_forks(rfd: int, wfd: int, child) -> None:
             pass
         if timed_out:
             code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if after is not None:
+            after(request, code, timed_out)
         protocol.send(wfd, {"returncode": code, "timed_out": timed_out})
 
 
@@ -221,7 +233,7 @@ class ForkServer(WarmServer):
         self.hide, self.readonly = list(hide), list(readonly)
         self.home = tempfile.mkdtemp(prefix="course-forkserver-")
         argv = wrap(python_module("course_lib.grading.forkserver"), hide=self.hide, readonly=self.readonly,
-                    network=True)
+                    network=True, keep_capabilities=True)  # each child drops them (see _child)
         super().__init__(argv, **popen_kwargs(limits, self.home, scrubbed_env(self.home)))
 
     def run(self, args: list[str], cwd: str, env: dict, log: str, limits: Limits, timeout: float) -> tuple[int, bool]:
@@ -233,7 +245,7 @@ class ForkServer(WarmServer):
         return self.request({
             "args": list(args), "cwd": str(cwd), "env": dict(env), "log": str(log),
             "limits": {"memory_mb": limits.memory_mb, "cpu_s": limits.cpu_s, "file_mb": limits.file_mb},
-            "pid_namespace": namespaces_available()}, timeout)
+            "pid_namespace": namespaces_available(), "drop_capabilities": namespaces_available()}, timeout)
 
     def close(self) -> None:
         super().close()
