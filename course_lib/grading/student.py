@@ -61,12 +61,15 @@ class StudentProcess:
         load_timeout: wall seconds to run the notebook's code before the first call.
         hide, readonly: paths hidden from / read-only for the worker (see sandbox.wrap).
         home_root: where the worker's home folder is made (None: the system's temporary folder).
+        workers: a warm worker sandbox (:class:`~course_lib.grading.worker_server.WorkerServer`) with the
+            same hidden and read-only paths to fork the worker from; None, another sandbox, or a failed
+            one: the worker starts fresh (``python -m course_lib.grading.worker`` in its own sandbox).
     """
 
     def __init__(self, cells: list[str], forbidden: list[str] = (), limits: Limits = Limits(),
                  call_timeout: float = 20.0, load_timeout: float = 120.0, hide=(), readonly=(),
-                 home_root: str | None = None):
-        self.home_root = home_root
+                 home_root: str | None = None, workers=None):
+        self.home_root, self.workers = home_root, workers
         self.cells, self.forbidden = list(cells), list(forbidden)
         self.limits, self.call_timeout, self.load_timeout = limits, float(call_timeout), float(load_timeout)
         self.hide, self.readonly = list(hide), list(readonly)
@@ -82,12 +85,21 @@ class StudentProcess:
         if self.home:  # a restart: the crashed worker's folder goes
             shutil.rmtree(self.home, ignore_errors=True)
         self.home = tempfile.mkdtemp(prefix="course-student-", dir=self.home_root)
-        argv = wrap([sys.executable, "-m", "course_lib.grading.worker"], hide=self.hide,
-                    readonly=self.readonly, network=False)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     **popen_kwargs(self.limits, self.home,
-                                                  scrubbed_env(self.home, {"COURSE_GRADING_WORKER": "1"}),
-                                                  die_with_parent=threading.current_thread() is threading.main_thread()))
+        env = scrubbed_env(self.home, {"COURSE_GRADING_WORKER": "1"})
+        self.proc = None
+        if self.workers is not None and self.workers.alive and self.workers.key == (tuple(self.hide),
+                                                                                    tuple(self.readonly)):
+            try:
+                self.proc = self.workers.spawn(self.home, env, self.limits)
+            except RuntimeError:
+                self.proc = None  # a failed sandbox: start this worker fresh
+        if self.proc is None:
+            argv = wrap([sys.executable, "-m", "course_lib.grading.worker"], hide=self.hide,
+                        readonly=self.readonly, network=False)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                **popen_kwargs(self.limits, self.home, env,
+                               die_with_parent=threading.current_thread() is threading.main_thread()))
         self._loading = time.monotonic()
         try:
             protocol.send(self.proc.stdin.fileno(), {"op": "load", "cells": self.cells, "forbidden": self.forbidden})
@@ -149,10 +161,21 @@ class StudentProcess:
         except StudentCrash as err:
             self.load_failure = str(err)
 
+    def _kill(self):
+        """Kill the worker and everything it started (a forked worker: through its sandbox's server)."""
+        if isinstance(self.proc, subprocess.Popen):
+            kill_group(self.proc)
+            self.proc.wait()
+        else:
+            self.proc.kill()
+
     def close(self):
         """Stop the worker and remove its temporary directory."""
         if self.proc is not None:
-            stop(self.proc)  # nothing of the worker is kept: no need to wait for a clean exit
+            if isinstance(self.proc, subprocess.Popen):
+                stop(self.proc)  # nothing of the worker is kept: no need to wait for a clean exit
+            else:
+                self.proc.close()
             self.proc = None
         self._loading = None
         if self.home:
@@ -192,19 +215,16 @@ class StudentProcess:
                 raise protocol.ProtocolError("reply is not an object")
             return reply
         except TimeoutError:
-            kill_group(self.proc)
-            self.proc.wait()
+            self._kill()
             raise StudentCrash(f"Time limit: {what} took longer than {timeout_shown or timeout:g} s (an infinite loop?). "
                                "The sandbox was stopped.") from None
         except (EOFError, BrokenPipeError, OSError):
             time.sleep(0.05)
             reason = self._death_reason()
-            kill_group(self.proc)
-            self.proc.wait()
+            self._kill()
             raise StudentCrash(f"Your code ended the grading process while {what}: {reason}.") from None
         except (protocol.ProtocolError, ValueError) as err:
-            kill_group(self.proc)
-            self.proc.wait()
+            self._kill()
             raise StudentCrash(f"Invalid reply from your code while {what}: {err}") from None
 
     # -- the calls the trusted tests make ----------------------------------------------------

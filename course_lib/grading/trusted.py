@@ -163,7 +163,7 @@ def _run_cells(cells, names: list[str], workdir: Path, stop_early: bool = False)
 def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = Limits(), call_timeout: float = 20.0,
                    load_timeout: float = 120.0, hide=(), readonly=(), stop_early: bool = False,
                    first: str | None = None, session: StudentProcess | None = None,
-                   home_root: str | None = None) -> dict:
+                   home_root: str | None = None, workers=None) -> dict:
     """Score one submitted notebook against its source notebook's test cells.
 
     Args:
@@ -174,6 +174,7 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
         stop_early, first: stop at the first failing cell; grade the cell ``first`` first (course check).
         session: a warm worker to reuse (``StudentProcess.reload``; course check's mutants only).
         home_root: the folder for the worker's home (None: the system's temporary folder).
+        workers: a warm worker sandbox to fork the worker from (see StudentProcess; None: a fresh one).
     Returns:
         {"cells": [CellResult as dict, ...], "load_errors": [...], "restarts": n}
     """
@@ -182,7 +183,7 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
     names = answer_names(src)
     if session is None:
         _SESSION = StudentProcess(student_program(src, sub), forbidden, limits, call_timeout, load_timeout,
-                                  hide=hide, readonly=readonly, home_root=home_root)
+                                  hide=hide, readonly=readonly, home_root=home_root, workers=workers)
         _SESSION.start()  # the sandboxed worker starts up and runs the notebook while pytest sets up
     else:
         session.reload(student_program(src, sub))
@@ -199,8 +200,13 @@ def grade_notebook(source_path, submitted_path, forbidden=(), limits: Limits = L
         _SESSION = None
 
 
-def main(argv=None) -> int:
-    """``python -m course_lib.grading.trusted JOB.json OUT.json``: grade each submission of a job."""
+def main(argv=None, workers=None) -> int:
+    """``python -m course_lib.grading.trusted JOB.json OUT.json``: grade each submission of a job.
+
+    Args:
+        argv: the job file and the results file (None: the command line).
+        workers: a warm worker sandbox for the submissions' workers (the warm trusted runner's; None: fresh ones).
+    """
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(argv[0]).read_text())
     # this process's temporary files (the test modules, hidden tests included) go in the job's folder, which
@@ -211,13 +217,14 @@ def main(argv=None) -> int:
     hide, readonly = job.get("hide", []), job.get("readonly", [])
     # course check's mutants share one warm worker; submissions never do
     home_root = job.get("homes")
-    shared = (StudentProcess([], *settings, hide=hide, readonly=readonly, home_root=home_root)
+    shared = (StudentProcess([], *settings, hide=hide, readonly=readonly, home_root=home_root, workers=workers)
               if job.get("reuse_worker") else None)
     out = {}
     try:
         for key, sub in job["submissions"].items():
             out[key] = grade_notebook(job["source"], sub, *settings, hide, readonly, job.get("stop_early", False),
-                                      job.get("first", {}).get(key), session=shared, home_root=home_root)
+                                      job.get("first", {}).get(key), session=shared, home_root=home_root,
+                                      workers=workers)
             Path(argv[1]).write_text(json.dumps(out))  # partial results survive a kill
     finally:
         if shared is not None:

@@ -9,8 +9,9 @@ everything, runs one empty pytest session to load the rest, and then, for each j
 that runs exactly what the fresh process ran (:func:`course_lib.grading.trusted.main` on the job
 file) and exits.
 
-Safety is unchanged. The trusted runner never runs student code (each job still starts its own
-sandboxed worker for the submission); fork is copy-on-write, so every job starts from the same
+Safety is unchanged. The trusted runner never runs student code (each job still gets its own
+sandboxed worker for the submission, forked from the runner's warm worker sandbox,
+:mod:`course_lib.grading.worker_server`, with the job's hidden and read-only paths); fork is copy-on-write, so every job starts from the same
 freshly imported state and nothing of one job (test modules, instructor state, the student
 session) reaches the next. The child gets its own session, the job's time limit is enforced by
 the server, which then kills the child's whole session, and its stderr goes to a file that
@@ -18,6 +19,7 @@ the server, which then kills the child's whole session, and its stderr goes to a
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +32,44 @@ from .sandbox import python_module
 __all__ = ["TrustedServer", "TrustedServerPool", "serve"]
 
 
+_WORKERS = None  # this runner's warm worker sandbox (worker_server.WorkerServer), made for the first job that needs it
+
+
+def _before(request: dict) -> None:
+    """In the server, before a job's fork: a worker sandbox with the job's hidden and read-only paths.
+
+    The sandbox outlives the job (the next submission's worker is forked from it); one with other
+    paths, or a dead one, is replaced. Without namespaces there is none: workers start fresh.
+    """
+    global _WORKERS
+    from .sandbox import namespaces_available
+    from .worker_server import WorkerServer
+
+    try:
+        job = json.loads(Path(request["job"]).read_text())
+    except (OSError, ValueError):
+        return  # the child reports the unreadable job
+    key = (tuple(job.get("hide", [])), tuple(job.get("readonly", [])))
+    if _WORKERS is not None and (_WORKERS.key != key or not _WORKERS.alive):
+        _WORKERS.close()
+        _WORKERS = None
+    if _WORKERS is None and namespaces_available():
+        _WORKERS = WorkerServer(*key, die_with_parent=True)  # it imports while the job's pytest sets up
+
+
+def _after(request: dict, returncode: int, timed_out: bool) -> None:
+    """In the server, after a job: no worker of it survives; a job that ended abnormally may have left the
+    sandbox's control connection in the middle of a request, so that sandbox is replaced."""
+    global _WORKERS
+    if _WORKERS is None:
+        return
+    if timed_out or returncode != 0:
+        _WORKERS.close()
+        _WORKERS = None
+    else:
+        _WORKERS.kill()  # normally nothing is left; a failed sandbox is closed (and made again for the next job)
+
+
 def _child(request: dict) -> None:
     """In the forked child: own session, stderr to the job's file, then the trusted runner. Never returns."""
     code = 70
@@ -39,7 +79,7 @@ def _child(request: dict) -> None:
         os.dup2(err, 2)
         from course_lib.grading.trusted import main
 
-        code = main([request["job"], request["out"]])
+        code = main([request["job"], request["out"]], workers=_WORKERS)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 - reported through the stderr file, like a fresh process's traceback
@@ -59,6 +99,10 @@ def _warm_up() -> None:
     from types import SimpleNamespace
 
     import course_lib.grading.trusted as trusted  # pytest, nbformat, NumPy and the sandbox client
+    import course_lib.grading.worker_server  # noqa: F401 - the worker sandbox's client
+    from course_lib.grading.sandbox import namespaces_available
+
+    namespaces_available()  # checked once, here, not in the first job
 
     cell = SimpleNamespace(grade_id="warm_up", code="def test_warm_up():\n    assert 1 + 1 == 2\n",
                            tests=["test_warm_up"], hidden_tests=[], points=1.0)
@@ -72,7 +116,11 @@ def serve() -> None:
     """The server's loop (``python -m course_lib.grading.trusted_server``)."""
     rfd, wfd = protocol_fds()
     _warm_up()
-    serve_forks(rfd, wfd, _child)
+    try:
+        serve_forks(rfd, wfd, _child, before=_before, after=_after)
+    finally:
+        if _WORKERS is not None:
+            _WORKERS.close()
 
 
 class TrustedServer(WarmServer):
