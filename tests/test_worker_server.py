@@ -20,7 +20,7 @@ PROGRAM = [
     "import numpy as np\nimport os, random",
     "def double(x):\n    return np.asarray(x) * 2",
     "def draws():\n    return [random.random(), float(np.random.rand())]",
-    "def where():\n    return [os.getcwd(), os.environ['HOME'], os.environ.get('COURSE_GRADING_WORKER')]",
+    "import sys\ndef where():\n    return [os.getcwd(), os.environ['HOME'], os.environ.get('COURSE_GRADING_WORKER'), sys.path]",
     "def broken(:\n    pass",
     "undefined_name + 1",
 ]
@@ -50,8 +50,10 @@ def test_a_forked_worker_answers_like_a_fresh_one(server, hidden):
         assert forked.call("double", ([1, 2],), {}).tolist() == fresh.call("double", ([1, 2],), {}).tolist() == [2, 4]
         assert isinstance(forked.proc, ForkedWorker) and not isinstance(fresh.proc, ForkedWorker)
         assert forked.load_errors == fresh.load_errors and len(forked.load_errors) == 2  # same messages, same cells
-        cwd, home, flag = forked.call("where", (), {})
+        cwd, home, flag, path = forked.call("where", (), {})
         assert cwd == home == forked.home and flag == "1"  # its own home, the worker's environment
+        fresh_path = fresh.call("where", (), {})[3]
+        assert path[0] == forked.home and path[1:] == fresh_path[1:]  # imports resolve as in a fresh worker
         assert forked.get("missing_name") == fresh.get("missing_name") == {"kind": "missing"}
 
 
