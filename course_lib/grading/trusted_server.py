@@ -11,11 +11,12 @@ file) and exits.
 
 Safety is unchanged. The trusted runner never runs student code (each job still gets its own
 sandboxed worker for the submission, forked from the runner's warm worker sandbox,
-:mod:`course_lib.grading.worker_server`, with the job's hidden and read-only paths); fork is copy-on-write, so every job starts from the same
-freshly imported state and nothing of one job (test modules, instructor state, the student
-session) reaches the next. The child gets its own session, the job's time limit is enforced by
-the server, which then kills the child's whole session, and its stderr goes to a file that
-``run_trusted`` reports exactly as it reported a fresh process's stderr.
+:mod:`course_lib.grading.worker_server`, which has the job's hidden and read-only paths); fork is
+copy-on-write, so every job starts from the same freshly imported state and nothing of one job
+(test modules, instructor state, the student session) reaches the next. The child gets its own
+session, the job's time limit is enforced by the server, which then kills the child's whole
+session (and the worker sandbox, made again for the next job), and its stderr goes to a file
+that ``run_trusted`` reports exactly as it reported a fresh process's stderr.
 """
 from __future__ import annotations
 
