@@ -181,8 +181,24 @@ def graded(tmp_path_factory):
     submit(course, "t_locked_cells", HW, _locked_cell_edit(with_answers(rel, _case(""))))
     submit(course, "honest", HW, source_nb(HW))
     others_before = hashlib.sha256((course / "submitted" / "honest" / HW / f"{HW}.ipynb").read_bytes()).hexdigest()
-    summary = {s["student"]: s for s in autograde(course, HW, jobs=2)}
+    from course_lib.grading import forkserver
+
+    started, init = [], forkserver.ForkServer.__init__
+
+    def counted(self, hide=(), readonly=(), *args, **kwargs):
+        started.append(tuple(hide))
+        init(self, hide, readonly, *args, **kwargs)
+
+    forkserver.ForkServer.__init__ = counted
+    try:
+        summary = {s["student"]: s for s in autograde(course, HW, jobs=2)}
+    finally:
+        forkserver.ForkServer.__init__ = init
+    _FORK_SERVERS[:] = started
     return course, summary, others_before, list(cases) + ["t_locked_cells"]
+
+
+_FORK_SERVERS: list[tuple] = []  # the hidden-path set of every nbgrader fork server the graded run started
 
 
 def _trusted(course, student):
@@ -275,6 +291,17 @@ def test_student_code_cannot_undo_the_sandbox_mounts(graded):
     text = (course / "autograded" / "t_unmount" / HW / f"{HW}.ipynb").read_text()
     assert "UNDONE 0 " in text  # nbgrader's kernel ran the same code, with the same result
     assert "LogisticRegression(X, y, lam=lam).grad(w)" not in text + messages
+
+
+def test_one_warm_nbgrader_server_per_grading_thread_for_the_whole_run(graded):
+    """The hidden-path set (the warm servers' key) is the same from the first submission to the last.
+
+    A new course's gradebook used to appear after the servers were warmed, and SQLite's journal came
+    and went with every merge: both changed the set, and each change started new servers.
+    """
+    course, _, _, _ = graded
+    assert len(_FORK_SERVERS) == 2 and len(set(_FORK_SERVERS)) == 1, _FORK_SERVERS
+    assert str(course / "gradebook.db") in _FORK_SERVERS[0]
 
 
 def test_rerun_skips_graded_and_keeps_manual_grades(graded):

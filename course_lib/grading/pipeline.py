@@ -130,12 +130,25 @@ def _submission_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
+def _sqlite_path(db_url: str) -> Path | None:
+    return Path(db_url[len("sqlite:///"):]) if db_url.startswith("sqlite:///") else None
+
+
 def _sensitive_paths(course: Path, db_url: str) -> list[str]:
+    """What every sandbox of this course hides: the folders with submissions, grades and solutions, the gradebook.
+
+    Only paths that exist can be covered, and a sandbox covers what exists when it starts. SQLite's
+    rollback journal (``gradebook.db-journal``) is created and deleted by every write transaction, so
+    it is not listed: covering it when it happened to exist hid nothing lasting, and it changed this
+    list -- the warm servers' key -- in the middle of a run (5 nbgrader fork servers started instead
+    of 2 for 16 submissions with ``--jobs 2``). The journal stays readable while a write is under way
+    (README, Trust model).
+    """
     paths = [course / d for d in ("submitted", "autograded", "feedback", "solutions", "gradebook.backups",
                                   "release", "source")]
-    if db_url.startswith("sqlite:///"):
-        db = Path(db_url[len("sqlite:///"):])
-        paths += [db, db.with_name(db.name + "-journal"), db.with_name(db.name + "-wal")]
+    db = _sqlite_path(db_url)
+    if db is not None:
+        paths.append(db)
     paths.append(Path(jobs_root()))  # the trusted runners' files (hidden tests' source) of every grading run
     return [str(p) for p in paths if p.exists()]
 
@@ -445,7 +458,11 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
             print(f"course: nothing to grade: no folder submitted/*/{assignment}")
         return invalid
     backup_gradebook(course, db_url)
-    (course / "autograded").mkdir(exist_ok=True)  # exists from the start: the sandbox hides the same paths all along
+    # both exist from the start, so every sandbox hides the same paths all along (the warm servers' key): a new
+    # course's gradebook would otherwise appear during the run (an empty file is an empty SQLite database)
+    (course / "autograded").mkdir(exist_ok=True)
+    if _sqlite_path(db_url) is not None:
+        _sqlite_path(db_url).touch(exist_ok=True)
     streams = min(max(1, int(jobs)), len(students))
     forks, trusted = ForkServerPool(), TrustedServerPool()
     with forks, trusted:  # every server is stopped at the end, whatever happens
@@ -454,7 +471,7 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
         trusted.warm(streams)
         threading.Thread(target=_import_gradebook_api, daemon=True).start()  # the main process's own 2-3 s import
         # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
-        version = _alembic_version(db_url)  # read before the real gradebook is touched again
+        version = _alembic_version(db_url)  # read before the real gradebook is touched again (None: a new one)
         with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
             with ThreadPoolExecutor(max_workers=2) as both:  # two independent nbgrader runs, side by side
                 real = both.submit(_nbgrader, course, "generate_assignment", assignment, "--force",
