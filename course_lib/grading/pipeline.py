@@ -203,13 +203,22 @@ def _template_gradebook(course: Path, assignment: str, tmp: Path, version: str |
 
 
 def _scratch_config(scratch: Path, course_id: str, cell_timeout: float) -> str:
+    """nbgrader's configuration in a scratch course (one submission, its own gradebook).
+
+    The kernel is shut down ``immediate`` (killed) rather than ``graceful`` once the notebook has run:
+    nbclient has every output by then, the kernel is thrown away with its sandbox, and the graceful
+    shutdown (the kernel's exit handlers, then jupyter_client polling every 0.1 s for its end) cost
+    ~0.17 s per submission (plain ``nbgrader autograde`` of 10 hw00 submissions, 4 interleaved rounds:
+    19.2 s against 17.5 s).
+    """
     return (f"c = get_config()\n"
             f"c.CourseDirectory.root = {str(scratch)!r}\n"
             f"c.CourseDirectory.course_id = {course_id!r}\n"
             f"c.CourseDirectory.source_directory = 'solutions'\n"
             f"c.CourseDirectory.db_url = 'sqlite:///{scratch / 'gradebook.db'}'\n"
             f"c.ExecutePreprocessor.timeout = {int(cell_timeout)}\n"
-            f"c.Execute.timeout = {int(cell_timeout)}\n")
+            f"c.Execute.timeout = {int(cell_timeout)}\n"
+            f"c.Execute.shutdown_kernel = 'immediate'\n")
 
 
 def _feedback_notebook(autograded_nb, source_nb, cells: dict, show_hidden: bool):
