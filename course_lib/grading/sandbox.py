@@ -146,7 +146,8 @@ def drop_capabilities() -> None:
         OSError: the kernel refused (the caller must not run student code then).
     """
     libc = ctypes.CDLL(None, use_errno=True)
-    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    with open("/proc/sys/kernel/cap_last_cap") as fh:
+        last = int(fh.read())
     for cap in range(last + 1):
         if libc.prctl(24, cap, 0, 0, 0) != 0 and ctypes.get_errno() != 22:  # PR_CAPBSET_DROP; EINVAL: unknown cap
             raise OSError(ctypes.get_errno(), f"PR_CAPBSET_DROP {cap}: {os.strerror(ctypes.get_errno())}")
