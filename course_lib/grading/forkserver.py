@@ -38,7 +38,7 @@ from .sandbox import (Limits, kill_group, namespaces_available, popen_kwargs, py
                       wrap)
 
 __all__ = ["WarmServer", "ServerPool", "ForkServer", "ForkServerPool", "run_nbgrader", "serve",
-           "serve_forks", "protocol_fds"]
+           "serve_forks", "protocol_fds", "exit_code"]
 
 _CLONE_NEWPID = 0x20000000
 
@@ -83,7 +83,7 @@ def _child(request: dict) -> None:
             NbGraderApp.launch_instance(argv=list(request["args"]))
             code = 0
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            code = exit_code(exc)
     except BaseException:  # noqa: BLE001 - report into the log, exit non-zero
         import traceback
 
@@ -94,6 +94,11 @@ def _child(request: dict) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def exit_code(exc: SystemExit) -> int:
+    """The status a process exits with for ``exc`` (``sys.exit(n)``, ``sys.exit()``, ``sys.exit("message")``)."""
+    return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
 
 def _wait(pid: int, deadline: float) -> int | None:
@@ -182,16 +187,7 @@ class WarmServer:
         self._ready = False
 
     def _reply(self, timeout: float) -> dict:
-        from .student import _read_exact
-        import json
-        import struct
-
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        (n,) = struct.unpack(">Q", _read_exact(fd, 8, deadline))
-        if n > protocol.MAX_MESSAGE:
-            raise protocol.ProtocolError("oversized reply")
-        return json.loads(_read_exact(fd, n, deadline).decode("utf-8"))
+        return protocol.recv(self.proc.stdout.fileno(), time.monotonic() + timeout)
 
     def request(self, message: dict, timeout: float) -> tuple[int, bool]:
         """Run one request in a fresh forked child of the server; returns (exit code, timed out).

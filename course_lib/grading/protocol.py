@@ -19,7 +19,9 @@ import importlib
 import json
 import math
 import os
+import select
 import struct
+import time
 
 import numpy as np
 
@@ -197,9 +199,13 @@ def send(fd: int, message: dict) -> None:
         view = view[n:]
 
 
-def _read_exact(fd: int, n: int) -> bytes:
+def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
     chunks, got = [], 0
     while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
         chunk = os.read(fd, min(n - got, 1 << 20))
         if not chunk:
             raise EOFError("the other side closed the connection")
@@ -208,12 +214,20 @@ def _read_exact(fd: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def recv(fd: int) -> dict:
-    """Read one length-prefixed JSON message (refusing oversized ones)."""
-    (n,) = struct.unpack(">Q", _read_exact(fd, 8))
+def recv(fd: int, deadline: float | None = None) -> dict:
+    """Read one length-prefixed JSON message (refusing oversized ones).
+
+    Args:
+        fd: the file descriptor to read from.
+        deadline: a ``time.monotonic()`` time by which the whole message must have arrived (None: wait).
+    Raises:
+        TimeoutError: the deadline passed first. EOFError: the other side closed the connection.
+        ProtocolError, ValueError: oversized, not JSON, or not a JSON object.
+    """
+    (n,) = struct.unpack(">Q", _read_exact(fd, 8, deadline))
     if n > MAX_MESSAGE:
         raise ProtocolError(f"message of {n} bytes is larger than the limit of {MAX_MESSAGE}")
-    msg = json.loads(_read_exact(fd, n).decode("utf-8"))
+    msg = json.loads(_read_exact(fd, n, deadline).decode("utf-8"))
     if not isinstance(msg, dict):
         raise ProtocolError("a message must be a JSON object")
     return msg

@@ -9,11 +9,8 @@ fresh worker, so one bad function costs only the tests that use it.
 from __future__ import annotations
 
 import builtins
-import os
-import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -32,22 +29,6 @@ class StudentError(Exception):
 
 class StudentCrash(AssertionError):
     """The student's process ended, or a call ran out of time or memory."""
-
-
-def _read_exact(fd: int, n: int, deadline: float) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            raise TimeoutError
-        chunk = os.read(fd, min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return bytes(buf)
 
 
 class StudentProcess:
@@ -203,17 +184,7 @@ class StudentProcess:
         try:
             if message is not None:
                 protocol.send(self.proc.stdin.fileno(), message)
-            deadline = time.monotonic() + timeout
-            fd = self.proc.stdout.fileno()
-            (n,) = struct.unpack(">Q", _read_exact(fd, 8, deadline))
-            if n > protocol.MAX_MESSAGE:
-                raise protocol.ProtocolError(f"reply of {n} bytes exceeds the limit")
-            import json
-
-            reply = json.loads(_read_exact(fd, n, deadline).decode("utf-8"))
-            if not isinstance(reply, dict):
-                raise protocol.ProtocolError("reply is not an object")
-            return reply
+            return protocol.recv(self.proc.stdout.fileno(), time.monotonic() + timeout)
         except TimeoutError:
             self._kill()
             raise StudentCrash(f"Time limit: {what} took longer than {timeout_shown or timeout:g} s (an infinite loop?). "

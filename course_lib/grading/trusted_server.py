@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .forkserver import ServerPool, WarmServer, protocol_fds, serve_forks
+from .forkserver import ServerPool, WarmServer, exit_code, protocol_fds, serve_forks
 from .sandbox import python_module
 
 __all__ = ["TrustedServer", "TrustedServerPool", "serve"]
@@ -82,7 +82,7 @@ def _child(request: dict) -> None:
 
         code = main([request["job"], request["out"]], workers=_WORKERS)
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = exit_code(exc)
     except BaseException:  # noqa: BLE001 - reported through the stderr file, like a fresh process's traceback
         import traceback
 

@@ -38,6 +38,7 @@ import threading
 import time
 
 from . import protocol
+from .forkserver import exit_code
 from .sandbox import Limits, popen_kwargs, python_module, scrubbed_env, stop, wrap
 
 __all__ = ["WorkerServer", "ForkedWorker", "serve"]
@@ -115,7 +116,7 @@ def _child(request: dict, fds: list[int], control: int) -> None:
         main()
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = exit_code(exc)
     except BaseException:  # noqa: BLE001 - the trusted side sees a worker that ended
         code = 1
     finally:
@@ -264,17 +265,9 @@ class WorkerServer:
 
     @staticmethod
     def _read(fd: int, timeout: float) -> dict:
-        from .student import _read_exact
-        import json
-        import struct
-
-        deadline = time.monotonic() + timeout
-        (n,) = struct.unpack(">Q", _read_exact(fd, 8, deadline))
-        if n > protocol.MAX_MESSAGE:
-            raise protocol.ProtocolError("oversized reply")
-        reply = json.loads(_read_exact(fd, n, deadline).decode("utf-8"))
-        if not isinstance(reply, dict) or "error" in reply:
-            raise protocol.ProtocolError(f"bad reply {reply!r:.200}")
+        reply = protocol.recv(fd, time.monotonic() + timeout)
+        if "error" in reply:
+            raise protocol.ProtocolError(f"the worker server refused: {reply['error']:.200}")
         return reply
 
     def spawn(self, home: str, env: dict, limits: Limits) -> ForkedWorker:
