@@ -41,6 +41,8 @@ from nbgrader.exchange.default import (ExchangeCollect, ExchangeFetchAssignment,
                                        ExchangeList, ExchangeReleaseAssignment, ExchangeReleaseFeedback,
                                        ExchangeSubmit)
 
+from .gradebook_schema import alembic_head, write_version
+
 __all__ = ["exchange_root", "publish", "collect", "release_feedback", "lab_command", "lab_env", "run_lab",
            "repair_gradebook",
            "CourseReleaseAssignment", "CourseReleaseFeedback", "CourseCollect", "CourseFetchAssignment", "CourseFetchFeedback", "CourseList",
@@ -236,11 +238,13 @@ def repair_gradebook(db_path) -> bool:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables or "alembic_version" in tables:
             return False
-        os.environ["PATH"] = lab_env()["PATH"]
-        from nbgrader.api import get_alembic_version
+        version = alembic_head()
+        if version is None:  # no single head in the scripts: ask alembic itself
+            os.environ["PATH"] = lab_env()["PATH"]
+            from nbgrader.api import get_alembic_version
 
-        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
-        db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (get_alembic_version(),))
+            version = get_alembic_version()
+        write_version(db, version)
     return True
 
 

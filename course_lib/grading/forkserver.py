@@ -25,7 +25,9 @@ each serving its submissions one after the other) and stops them all at the end.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -38,7 +40,7 @@ from .sandbox import (Limits, kill_group, namespaces_available, popen_kwargs, py
                       wrap)
 
 __all__ = ["WarmServer", "ServerPool", "ForkServer", "ForkServerPool", "run_nbgrader", "serve",
-           "serve_forks", "protocol_fds", "exit_code"]
+           "serve_forks", "protocol_fds", "exit_code", "freeze_heap"]
 
 _CLONE_NEWPID = 0x20000000
 
@@ -102,14 +104,44 @@ def exit_code(exc: SystemExit) -> int:
 
 
 def _wait(pid: int, deadline: float) -> int | None:
-    """The child's exit code, or None if it is still running at the deadline."""
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.02)
+    """The child's exit code, or None if it is still running at the deadline.
+
+    Woken by the child's exit itself (a pidfd, Linux 5.3+) rather than by polling; where there is no
+    pidfd, polled every 20 ms.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if pidfd is None:
+                time.sleep(min(0.02, left))
+            else:
+                select.select([pidfd], [], [], left)  # readable once the child has exited
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def freeze_heap() -> None:
+    """Move everything the server has imported out of the garbage collector's reach (``gc.freeze``), then collect.
+
+    A server disables the collector before its imports (a module import creates no garbage cycles worth
+    collecting, and each collection traverses every object imported so far: 0.4-0.7 s of a 2.4 s import
+    of nbgrader), and calls this once they are done. A forked child's collections then traverse only
+    what the child itself allocates, not the imported modules it inherited, and leave their pages shared
+    with the server (the gc module's documentation recommends this before ``fork()`` without ``exec()``).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.enable()
 
 
 def serve_forks(rfd: int, wfd: int, child, before=None, after=None) -> None:
@@ -125,6 +157,7 @@ def serve_forks(rfd: int, wfd: int, child, before=None, after=None) -> None:
         before, after: optional, in the server: ``before(request)`` just before the fork,
             ``after(request, returncode, timed_out)`` once the child's session is killed.
     """
+    freeze_heap()
     protocol.send(wfd, {"ready": True})
     while True:
         try:
@@ -166,9 +199,11 @@ def protocol_fds() -> tuple[int, int]:
 def serve() -> None:
     """The nbgrader server (``python -m course_lib.grading.forkserver``): import nbgrader, then fork per request."""
     rfd, wfd = protocol_fds()
+    gc.disable()  # until freeze_heap(): the imports only
     from nbgrader.apps.nbgraderapp import NbGraderApp  # noqa: F401 - the import the children share
     import nbgrader.apps.autogradeapp  # noqa: F401
     import nbgrader.converters.autograde  # noqa: F401
+    from . import prompt_kernel  # noqa: F401 - the scratch course's Execute
 
     serve_forks(rfd, wfd, _child)
 

@@ -48,6 +48,7 @@ from .config import load_config
 from .offline_math import inline_mathjax
 from .notebook import HIDDEN_BEGIN, HIDDEN_END, is_answer_cell, is_manual_cell, is_test_cell, meta, read
 from .forkserver import ForkServerPool, run_nbgrader
+from .gradebook_schema import alembic_head, recorded_version, stamp_new_sqlite
 from .trusted_server import TrustedServerPool
 from .sandbox import Limits, python_module, scrubbed_env
 from ..validation import CourseError
@@ -165,37 +166,14 @@ def _import_gradebook_api() -> None:
         pass
 
 
-def _alembic_version(db_url: str) -> str | None:
-    """The schema version (alembic revision) recorded in an existing gradebook, or None."""
-    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///"):]).is_file():
-        return None  # SQLAlchemy would create an empty file
-    try:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(db_url)
-        try:
-            with engine.connect() as conn:
-                version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        finally:
-            engine.dispose()
-    except Exception:  # noqa: BLE001 - no gradebook yet, or an older one: nbgrader works it out itself
-        return None
-    return version if isinstance(version, str) and re.fullmatch(r"[0-9a-f]{6,32}", version) else None
-
-
 def _template_gradebook(course: Path, assignment: str, tmp: Path, version: str | None = None) -> Path:
     """A gradebook holding only this assignment (made by nbgrader itself), copied into each scratch course.
 
-    With ``version`` (the real gradebook's schema revision) the new file starts with its
-    ``alembic_version`` table: nbgrader then skips ``alembic heads``, a subprocess that loads every
-    migration script to find that one string (2.3 s of CPU, the most expensive step of the template).
+    ``version`` is the real gradebook's schema revision (``recorded_version``, or ``alembic_head`` for a new
+    one): the template starts with it, so nbgrader skips its ``alembic heads`` subprocess (2.3 s of CPU).
     """
     db = tmp / "template.db"
-    if version:
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
-            conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (version,))
-            conn.commit()
+    stamp_new_sqlite(db, version)
     _nbgrader(course, "generate_assignment", assignment, "--force",
               f"--CourseDirectory.release_directory={tmp / 'release'}", db_url=f"sqlite:///{db}")
     return db
@@ -208,16 +186,40 @@ def _scratch_config(scratch: Path, course_id: str, cell_timeout: float) -> str:
     nbclient has every output by then, the kernel is thrown away with its sandbox, and the graceful
     shutdown (the kernel's exit handlers, then jupyter_client polling every 0.1 s for its end) cost
     ~0.17 s per submission (plain ``nbgrader autograde`` of 10 hw00 submissions, 4 interleaved rounds:
-    19.2 s against 17.5 s).
+    19.2 s against 17.5 s). nbgrader's ``Execute`` is :class:`~course_lib.grading.prompt_kernel.PromptExecute`:
+    the same kernel and protocol without jupyter_client's fixed waits at its start and after its kill (0.3 s of
+    ~0.55 s per kernel).
     """
-    return (f"c = get_config()\n"
+    return (f"from course_lib.grading.prompt_kernel import autograde_preprocessors\n"
+            f"c = get_config()\n"
             f"c.CourseDirectory.root = {str(scratch)!r}\n"
             f"c.CourseDirectory.course_id = {course_id!r}\n"
             f"c.CourseDirectory.source_directory = 'solutions'\n"
             f"c.CourseDirectory.db_url = 'sqlite:///{scratch / 'gradebook.db'}'\n"
             f"c.ExecutePreprocessor.timeout = {int(cell_timeout)}\n"
             f"c.Execute.timeout = {int(cell_timeout)}\n"
-            f"c.Execute.shutdown_kernel = 'immediate'\n")
+            f"c.Execute.shutdown_kernel = 'immediate'\n"
+            f"c.Autograde.autograde_preprocessors = autograde_preprocessors()\n")
+
+
+def _require_scratch_config(cell_timeout: float) -> None:
+    """Load the scratch course's nbgrader configuration here, once per run, before any submission is graded.
+
+    nbgrader (traitlets) logs a configuration file that raises and goes on without it, which would grade with
+    stock settings (no cell timeout) instead of failing.
+
+    Raises:
+        CourseError: the configuration does not load, with the reason and what to try.
+    """
+    from traitlets.config.loader import PyFileConfigLoader
+
+    with tempfile.TemporaryDirectory(prefix="course-config-") as tmp:
+        (Path(tmp) / "nbgrader_config.py").write_text(_scratch_config(Path(tmp), "course", cell_timeout))
+        try:
+            PyFileConfigLoader("nbgrader_config.py", path=tmp).load_config()
+        except Exception as err:  # noqa: BLE001 - whatever the file raised, say it in one line
+            raise CourseError(f"the scratch nbgrader configuration does not load ({type(err).__name__}: {err}); "
+                              "reinstall the course's pinned packages (make install) and retry") from None
 
 
 def _feedback_notebook(autograded_nb, source_nb, cells: dict, show_hidden: bool):
@@ -465,6 +467,7 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
         if not invalid:
             print(f"course: nothing to grade: no folder submitted/*/{assignment}")
         return invalid
+    _require_scratch_config(cfg.cell_timeout_s)
     backup_gradebook(course, db_url)
     # both exist from the start, so every sandbox hides the same paths all along (the warm servers' key): a new
     # course's gradebook would otherwise appear during the run (an empty file is an empty SQLite database)
@@ -479,7 +482,11 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
         trusted.warm(streams)
         threading.Thread(target=_import_gradebook_api, daemon=True).start()  # the main process's own 2-3 s import
         # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
-        version = _alembic_version(db_url)  # read before the real gradebook is touched again (None: a new one)
+        version = recorded_version(db_url)  # read before the real gradebook is touched again (None: a new one)
+        if version is None:  # a new gradebook: stamped as nbgrader would stamp it, without its subprocess
+            version = alembic_head()
+            if _sqlite_path(db_url) is not None:
+                stamp_new_sqlite(_sqlite_path(db_url), version)
         with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
             with ThreadPoolExecutor(max_workers=2) as both:  # two independent nbgrader runs, side by side
                 real = both.submit(_nbgrader, course, "generate_assignment", assignment, "--force",

@@ -20,6 +20,7 @@ that ``run_trusted`` reports exactly as it reported a fresh process's stderr.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -116,6 +117,7 @@ def _warm_up() -> None:
 def serve() -> None:
     """The server's loop (``python -m course_lib.grading.trusted_server``)."""
     rfd, wfd = protocol_fds()
+    gc.disable()  # until serve_forks' freeze_heap(): the imports and the warm-up only
     _warm_up()
     try:
         serve_forks(rfd, wfd, _child, before=_before, after=_after)

@@ -38,7 +38,7 @@ import threading
 import time
 
 from . import protocol
-from .forkserver import exit_code
+from .forkserver import exit_code, freeze_heap
 from .sandbox import Limits, popen_kwargs, python_module, scrubbed_env, stop, wrap
 
 __all__ = ["WorkerServer", "ForkedWorker", "serve"]
@@ -141,11 +141,14 @@ def serve() -> None:
             return
     except (OSError, AttributeError):
         return
+    import gc
     import importlib
 
+    gc.disable()  # until freeze_heap(): the imports only
     for name in _PRELOAD:
         importlib.import_module(name)
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]  # nothing is imported from a writable folder
+    freeze_heap()
     sock = socket.socket(fileno=control)
     exits: dict[int, int] = {}
     while True:
