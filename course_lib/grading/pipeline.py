@@ -52,13 +52,12 @@ from .gradebook_schema import alembic_head, recorded_version, stamp_new_sqlite
 from .trusted_server import TrustedServerPool
 from .sandbox import Limits, python_module, scrubbed_env
 from ..validation import CourseError
-from .submissions import (add_status_column, missing_cells, notebook_problem, require_assignment, require_students,
-                          status_column, student_id_problem)
+from .submissions import (MARKER, add_status_column, missing_cells, notebook_problem, require_assignment,
+                          require_students, status_column, student_id_problem)
 
 __all__ = ["release", "autograde", "feedback", "export_grades", "format_grade_table", "course_paths",
            "backup_gradebook"]
 
-MARKER = ".course_graded.json"
 _merge_lock = threading.Lock()
 _NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
 
@@ -158,12 +157,20 @@ def _readonly_paths(course: Path) -> list[str]:
     return sorted({str(course), sys.prefix, str(pkg_root)})
 
 
-def _import_gradebook_api() -> None:
-    """Import nbgrader's Gradebook API (nbgrader's package import loads its whole app: seconds of CPU)."""
+def _prepare_main_process(cell_timeout: float) -> None:
+    """Import nbgrader's Gradebook API, then check the scratch configuration (one thread: nbgrader's imports race).
+
+    Run in a background thread while the gradebooks are prepared: nbgrader's package import loads its whole
+    app (about a second of CPU), and two threads importing nbgrader at once can see it half-initialized.
+
+    Raises:
+        CourseError: from :func:`_require_scratch_config`.
+    """
     try:
         import nbgrader.api  # noqa: F401
     except Exception:  # noqa: BLE001 - the merge imports it again and reports the error there
         pass
+    _require_scratch_config(cell_timeout)
 
 
 def _template_gradebook(course: Path, assignment: str, tmp: Path, version: str | None = None) -> Path:
@@ -467,7 +474,6 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
         if not invalid:
             print(f"course: nothing to grade: no folder submitted/*/{assignment}")
         return invalid
-    _require_scratch_config(cfg.cell_timeout_s)
     backup_gradebook(course, db_url)
     # both exist from the start, so every sandbox hides the same paths all along (the warm servers' key): a new
     # course's gradebook would otherwise appear during the run (an empty file is an empty SQLite database)
@@ -480,19 +486,22 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
         # the warm servers import nbgrader / pytest while the gradebooks are prepared (their processes start now)
         forks.warm(streams, _sensitive_paths(course, db_url), _readonly_paths(course))
         trusted.warm(streams)
-        threading.Thread(target=_import_gradebook_api, daemon=True).start()  # the main process's own 2-3 s import
         # make sure the gradebook knows the assignment and its cells (nbgrader records them on release)
         version = recorded_version(db_url)  # read before the real gradebook is touched again (None: a new one)
         if version is None:  # a new gradebook: stamped as nbgrader would stamp it, without its subprocess
             version = alembic_head()
             if _sqlite_path(db_url) is not None:
                 stamp_new_sqlite(_sqlite_path(db_url), version)
+        prepared = ThreadPoolExecutor(max_workers=1)  # after SQLAlchemy's import above: one importer at a time
+        ready = prepared.submit(_prepare_main_process, cfg.cell_timeout_s)
+        prepared.shutdown(wait=False)
         with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
             with ThreadPoolExecutor(max_workers=2) as both:  # two independent nbgrader runs, side by side
                 real = both.submit(_nbgrader, course, "generate_assignment", assignment, "--force",
                                    f"--CourseDirectory.release_directory={Path(tmp) / 'release-real'}", db_url=db_url)
                 template = _template_gradebook(course, assignment, Path(tmp), version)
                 real.result()
+            ready.result()  # the scratch configuration loads (else CourseError: nothing is graded)
 
             def run(student):
                 try:
