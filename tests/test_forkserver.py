@@ -70,6 +70,7 @@ def test_forked_children_inherit_a_frozen_heap_with_the_collector_on(tmp_path):
         from course_lib.grading.forkserver import protocol_fds, serve_forks
 
         def child(request):
+            os.setsid()  # as every real child does: the server kills the child's session at its deadline
             with open(request["out"], "w") as fh:
                 json.dump({"frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}, fh)
             time.sleep(request["sleep"])

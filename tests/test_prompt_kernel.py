@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+import zmq
 from jupyter_client.manager import AsyncKernelManager
 from nbgrader.converters.autograde import Autograde
 from nbgrader.preprocessors import Execute
@@ -48,12 +49,23 @@ def test_prompt_client_runs_code_like_jupyter_clients_own_and_the_kernel_is_gone
     assert got == stock == ("ok", [f"42\n{tuple(sys.version_info[:2])}\n"], False)
 
 
-def test_two_kernels_in_a_row_each_see_only_their_own_output():
-    """Leftover IOPub messages of the handshake (a repeated kernel_info) never reach the next execution."""
-    km = PromptKernelManager(kernel_name="python3")
-    assert asyncio.run(_run(km, "print('first')"))[1] == ["first\n"]
-    km = PromptKernelManager(kernel_name="python3")
-    assert asyncio.run(_run(km, "print('second')"))[1] == ["second\n"]
+def test_a_repeated_handshake_leaves_nothing_that_reaches_the_first_execution(monkeypatch):
+    """The first IOPub wait comes back empty (as when the subscription was not connected yet): the client asks
+    again, and the second request's messages, still queued when it is ready, never reach the code's output."""
+    from course_lib.grading import prompt_kernel
+
+    real, calls = prompt_kernel._first, []
+
+    async def first(channel, wait, wanted):
+        calls.append("iopub" if channel.socket.type == zmq.SUB else "shell")
+        if calls[-1] == "iopub" and calls.count("iopub") == 1:
+            return None  # nothing read: the first request's busy/idle stay queued
+        return await real(channel, wait, wanted)
+
+    monkeypatch.setattr(prompt_kernel, "_first", first)
+    got = asyncio.run(_run(PromptKernelManager(kernel_name="python3"), "print('only this')"))
+    assert calls.count("shell") == 2 and calls.count("iopub") == 2  # asked twice
+    assert got == ("ok", ["only this\n"], False)
 
 
 def test_a_kernel_that_dies_before_it_is_ready_is_reported():

@@ -51,13 +51,21 @@ class PromptKernelClient(AsyncKernelClient):
         deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
         asked: set[str] = set()
         patience = 0.02
+
+        def reply(msg):
+            return msg["msg_type"] == "kernel_info_reply" and msg["parent_header"].get("msg_id") in asked
+
+        def idle(msg):
+            return (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
+                    and msg["parent_header"].get("msg_id") in asked)
+
         while True:
             asked.add(self.kernel_info())
-            reply = await self._reply(asked, min(1.0, max(0.0, deadline - time.monotonic())))
-            if reply is not None and await self._idle(asked, patience):
-                self._handle_kernel_info_reply(reply)
+            info = await _first(self.shell_channel, min(1.0, max(0.0, deadline - time.monotonic())), reply)
+            if info is not None and await _first(self.iopub_channel, patience, idle) is not None:
+                self._handle_kernel_info_reply(info)
                 return
-            if reply is not None:
+            if info is not None:
                 patience = min(2 * patience, 1.0)  # IOPub not connected yet, or a loaded machine: ask again
             if not await self._async_is_alive():
                 raise RuntimeError("Kernel died before replying to kernel_info")
@@ -66,28 +74,17 @@ class PromptKernelClient(AsyncKernelClient):
 
     wait_for_ready = _async_wait_for_ready
 
-    async def _reply(self, asked: set[str], wait: float) -> dict | None:
-        """The next ``kernel_info_reply`` to one of ``asked`` on the shell channel within ``wait`` s, else None."""
-        end = time.monotonic() + wait
-        while True:
-            try:
-                msg = await self.shell_channel.get_msg(timeout=max(0.0, end - time.monotonic()))
-            except Empty:
-                return None
-            if msg["msg_type"] == "kernel_info_reply" and msg["parent_header"].get("msg_id") in asked:
-                return msg
 
-    async def _idle(self, asked: set[str], wait: float) -> bool:
-        """Whether IOPub brings ``status: idle`` for one of ``asked`` within ``wait`` s (reading all before it)."""
-        end = time.monotonic() + wait
-        while True:
-            try:
-                msg = await self.iopub_channel.get_msg(timeout=max(0.0, end - time.monotonic()))
-            except Empty:
-                return False
-            if (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
-                    and msg["parent_header"].get("msg_id") in asked):
-                return True
+async def _first(channel, wait: float, wanted) -> dict | None:
+    """The first message on ``channel`` within ``wait`` s for which ``wanted(msg)`` (reading those before), or None."""
+    end = time.monotonic() + wait
+    while True:
+        try:
+            msg = await channel.get_msg(timeout=max(0.0, end - time.monotonic()))
+        except Empty:
+            return None
+        if wanted(msg):
+            return msg
 
 
 class PromptKernelManager(AsyncKernelManager):
