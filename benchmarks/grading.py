@@ -68,13 +68,32 @@ def _env():
     return dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 
 
-def _run(cmd, cwd):
-    start = time.perf_counter()
+def _counters() -> tuple[float, float, float]:
+    """(wall clock, the machine's busy CPU seconds so far, its steal seconds so far), from ``/proc/stat``.
+
+    Busy is all CPU time but idle and iowait, whoever used it (the benchmark wants a quiet machine; the
+    sandboxed processes' own accounting does not reach this process: their PID namespaces' inits are
+    killed, not reaped). Steal is the time the hypervisor ran other guests on this VM's CPUs. Both 0
+    where there is no ``/proc/stat``.
+    """
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(x) for x in fh.readline().split()[1:9]]
+        tick = os.sysconf("SC_CLK_TCK")
+        busy, steal = (sum(ticks[:7]) - ticks[3] - ticks[4]) / tick, ticks[7] / tick
+    except (OSError, ValueError):
+        busy = steal = 0.0
+    return time.perf_counter(), busy, steal
+
+
+def _run(cmd, cwd) -> dict:
+    """Run ``cmd``; its wall seconds, the machine's busy CPU seconds meanwhile, and the steal meanwhile."""
+    start = _counters()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=_env())
-    elapsed = time.perf_counter() - start
+    end = _counters()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return elapsed
+    return {"seconds": end[0] - start[0], "cpu_s": end[1] - start[1], "steal_s": end[2] - start[2]}
 
 
 def _load() -> list[float]:
@@ -93,8 +112,8 @@ def _course_scores(course: Path) -> dict[str, float]:
             for p in (course / "autograded").glob(f"*/{HW}/.course_graded.json")}
 
 
-def _grade(variant: str, course: Path) -> tuple[float, dict[str, float]]:
-    """Wall seconds of one variant on one course directory, and the scores it gave."""
+def _grade(variant: str, course: Path) -> tuple[dict, dict[str, float]]:
+    """The times of one variant on one course directory (:func:`_run`), and the scores it gave."""
     if variant == "nbgrader":
         _run([sys.executable, "-m", "nbgrader", "generate_assignment", HW, "--force"], course)
         return _run([sys.executable, "-m", "nbgrader", "autograde", HW, "--force"], course), _plain_scores(course)
@@ -114,6 +133,8 @@ def main(argv=None) -> int:
     n, rounds = (4, 1) if args.quick else (args.n, max(1, min(args.rounds, args.n)))
     sizes = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
     wall = {v: 0.0 for v in VARIANTS}
+    cpu = {v: 0.0 for v in VARIANTS}
+    steal = {v: 0.0 for v in VARIANTS}
     scores: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
     loads = []
     load_before = _load()
@@ -125,12 +146,17 @@ def main(argv=None) -> int:
             for variant in order:
                 course = _course(tmp / f"{variant}-{r}", size, first=first)
                 before = _load()
-                t, got = _grade(variant, course)
+                times, got = _grade(variant, course)
+                t = times["seconds"]
                 wall[variant] += t
+                cpu[variant] += times["cpu_s"]
+                steal[variant] += times["steal_s"]
                 scores[variant].update(got)
                 loads.append({"round": r, "variant": variant, "submissions": size, "seconds": round(t, 2),
-                              "load_before": before, "load_after": _load()})
-                print(f"round {r + 1}/{rounds} {variant:<13} {size} submissions {t:7.1f} s  load {_load()}",
+                              "cpu_s": round(times["cpu_s"], 2), "cores_busy": round(times["cpu_s"] / t, 2),
+                              "steal_s": round(times["steal_s"], 2), "load_before": before, "load_after": _load()})
+                print(f"round {r + 1}/{rounds} {variant:<13} {size} submissions {t:7.1f} s  "
+                      f"{times['cpu_s'] / t:.2f} cores busy, steal {times['steal_s']:.1f} s  load {_load()}",
                       flush=True)
             first += size
 
@@ -158,6 +184,9 @@ def main(argv=None) -> int:
         "benchmark": "grading", "submissions": n, "rounds": rounds, "quick": args.quick,
         "wall_s": {v: round(wall[v], 2) for v in VARIANTS},
         "s_per_submission": {v: round(per[v], 3) for v in VARIANTS},
+        "cpu_s_per_submission": {v: round(cpu[v] / n, 3) for v in VARIANTS},
+        "cores_busy": {v: round(cpu[v] / wall[v], 2) for v in VARIANTS},
+        "steal_s": {v: round(steal[v], 2) for v in VARIANTS},
         "ratios": {"course_jobs1 / nbgrader": round(per["course_jobs1"] / per["nbgrader"], 3),
                    "course_jobs2 / nbgrader": round(per["course_jobs2"] / per["nbgrader"], 3),
                    "speed-up jobs2 over jobs1": round(per["course_jobs1"] / per["course_jobs2"], 3)},
@@ -189,6 +218,10 @@ def main(argv=None) -> int:
           f"`--jobs 2` is **{rat['speed-up jobs2 over jobs1']:.2f}x** faster than `--jobs 1`; "
           f"`--jobs 1` / plain nbgrader = **{rat['course_jobs1 / nbgrader']:.2f}**. "
           f"Scores differing from plain nbgrader's: {len(disagree)} of {n}{' ' + str(disagree[:5]) if disagree else ''}.",
+          "", "The machine's busy CPU seconds per submission and the cores kept busy on average: "
+          + ", ".join(f"{v} {cpu[v] / n:.2f} s ({cpu[v] / wall[v]:.2f} cores)" for v in VARIANTS)
+          + "; CPU time the host took for other guests meanwhile (steal): "
+          + ", ".join(f"{v} {steal[v]:.1f} s" for v in VARIANTS) + ".",
           "", f"Load average before/after: {load_before} / {result['machine']['load_after']} "
           f"(1-min load at the start of each run: {per_run}). {result['date']}."]
     (args.out / f"grading{suffix}.md").write_text("\n".join(md) + "\n")

@@ -1,5 +1,6 @@
 """The benchmark harness runs and writes its results (no timing assertions: timings are not tests)."""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -61,3 +62,18 @@ def test_readme_section_is_replaced_between_its_markers(tmp_path):
     assert readme.read_text() == f"intro\n{begin}\nnew table\n{end}\noutro\n"
     assert not update_readme("other", "x", readme)  # no markers for "other": nothing written
     assert readme.read_text() == f"intro\n{begin}\nnew table\n{end}\noutro\n"
+
+
+@pytest.mark.slow
+def test_grading_quick_grades_alike_and_records_the_cores_each_variant_kept_busy(tmp_path):
+    assert runner.main(["--only", "grading", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "grading_quick.json").read_text())
+    assert (result["submissions"], result["rounds"], result["quick"]) == (4, 1, True)
+    assert result["scores_disagreeing_with_plain_nbgrader"] == []  # real nbgrader and both pipelines agree
+    for variant in ("nbgrader", "course_jobs1", "course_jobs2"):
+        assert 0 < result["cpu_s_per_submission"][variant]
+        assert 0 < result["cores_busy"][variant] <= os.cpu_count() + 0.05
+        assert result["steal_s"][variant] >= 0
+    assert [run["variant"] for run in result["runs"]] == ["nbgrader", "course_jobs1", "course_jobs2"]
+    md = (tmp_path / "grading_quick.md").read_text()
+    assert "cores kept busy" in md and "Scores differing from plain nbgrader's: 0 of 4." in md
