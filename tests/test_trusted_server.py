@@ -96,3 +96,25 @@ def test_a_crashing_job_reports_its_error_like_a_fresh_process(tmp_path):
         warm = run_trusted(missing, {"ref": str(SOURCE)}, cfg, timeout=120, servers=servers)
     for res in (fresh, warm):
         assert "FileNotFoundError" in res["ref"]["error"] and "no_such_source.ipynb" in res["ref"]["error"]
+
+
+def test_the_warm_up_writes_its_test_module_where_every_sandbox_hides_the_runners_files(monkeypatch):
+    """A student worker graded beside a warm-up (another stream, another course's run) finds no test module."""
+    import os
+
+    from course_lib.grading import trusted, trusted_server
+    from course_lib.grading.check import jobs_root
+
+    seen = []
+    real = trusted._run_cells
+
+    def run_cells(cells, names, workdir, stop_early=False):
+        result = real(cells, names, workdir, stop_early)
+        seen.append((workdir, sorted(p.name for p in workdir.glob("test_*.py"))))
+        return result
+
+    monkeypatch.setattr(trusted, "_run_cells", run_cells)
+    trusted_server._warm_up()
+    (workdir, modules), = seen
+    assert modules and os.path.commonpath([str(workdir), jobs_root()]) == jobs_root()
+    assert not workdir.exists()  # removed after the warm-up

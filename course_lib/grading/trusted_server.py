@@ -102,13 +102,16 @@ def _warm_up() -> None:
 
     import course_lib.grading.trusted as trusted  # pytest, nbformat, NumPy and the sandbox client
     import course_lib.grading.worker_server  # noqa: F401 - the worker sandbox's client
+    from course_lib.grading.check import jobs_root
     from course_lib.grading.sandbox import namespaces_available
 
     namespaces_available()  # checked once, here, not in the first job
 
     cell = SimpleNamespace(grade_id="warm_up", code="def test_warm_up():\n    assert 1 + 1 == 2\n",
                            tests=["test_warm_up"], hidden_tests=[], points=1.0)
-    with tempfile.TemporaryDirectory(prefix="course-trusted-warm-") as tmp:
+    # in the root every sandbox hides, like a job's test modules: a student worker graded beside this warm-up
+    # (another stream, another course's run) must not find any trusted runner's test module
+    with tempfile.TemporaryDirectory(prefix="course-trusted-warm-", dir=jobs_root()) as tmp:
         result = trusted._run_cells([cell], [], Path(tmp))
     if not result[0].passed:  # pytest itself is broken: let every job fail loudly in a fresh process
         raise RuntimeError(f"the trusted runner's warm-up session failed: {result[0]}")
