@@ -13,7 +13,8 @@ copies of that round's submissions, in a rotating order, so that load from other
 alike (each variant pays its fixed start-up once per round). The scores of (2) and (3) must equal each
 other and, on these honest submissions, plain nbgrader's. It also times the trusted re-scoring alone on one
 submission (`run_trusted`). Reported: wall times, seconds per submission, the ratios course/nbgrader and
-jobs1/jobs2, the load average around each variant. Results: benchmarks/results/grading.{json,md}.
+jobs1/jobs2, the machine's busy CPU seconds and the cores each variant kept busy, the host's steal, the load
+average around each variant. Results: benchmarks/results/grading.{json,md}.
 """
 from __future__ import annotations
 

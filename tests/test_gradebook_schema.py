@@ -15,11 +15,11 @@ def _schema(db) -> tuple[list, list]:
     return tables, version
 
 
-def test_the_head_read_from_the_scripts_is_what_alembic_heads_says():
+def test_the_head_read_from_the_scripts_is_what_alembic_heads_says(monkeypatch):
     from nbgrader.api import get_alembic_version
 
-    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    assert alembic_head() == get_alembic_version()
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    assert alembic_head() == get_alembic_version()  # nbgrader's own `alembic heads` subprocess
 
 
 def test_a_stamped_new_gradebook_is_the_gradebook_nbgrader_makes_alone(tmp_path, monkeypatch):
