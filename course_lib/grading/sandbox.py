@@ -39,6 +39,8 @@ __all__ = ["Limits", "namespaces_available", "wrap", "popen_kwargs", "scrubbed_e
 # checker, rfc3987-syntax, which compiles a lark grammar on import: 1.3 s of every grading process on the
 # 2-core course machine (python -X importtime). nbformat validates notebooks without format checks, so the
 # grading processes start with that one import refused (jsonschema then simply has no "iri" checker).
+# `make install` removes the package altogether (every process gains, not only grading); this refusal is for
+# installations made without the Makefile, such as a hub image built with pip alone.
 _BOOT = ("import runpy, sys; sys.modules.setdefault('rfc3987_syntax', None); sys.argv = sys.argv[1:]; "
          "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)")
 
