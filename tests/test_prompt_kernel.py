@@ -51,7 +51,7 @@ def test_prompt_client_runs_code_like_jupyter_clients_own_and_the_kernel_is_gone
 
 def test_a_repeated_handshake_leaves_nothing_that_reaches_the_first_execution(monkeypatch):
     """The first IOPub wait comes back empty (as when the subscription was not connected yet): the client asks
-    again, and the second request's messages, still queued when it is ready, never reach the code's output."""
+    again, and the later requests' messages, still queued when it is ready, never reach the code's output."""
     from course_lib.grading import prompt_kernel
 
     real, calls = prompt_kernel._first, []
@@ -64,7 +64,10 @@ def test_a_repeated_handshake_leaves_nothing_that_reaches_the_first_execution(mo
 
     monkeypatch.setattr(prompt_kernel, "_first", first)
     got = asyncio.run(_run(PromptKernelManager(kernel_name="python3"), "print('only this')"))
-    assert calls.count("shell") == 2 and calls.count("iopub") == 2  # asked twice
+    # asked again after the empty wait; on a loaded machine the second request's idle may also miss its (doubled)
+    # patience, and the client asks a third time: the same protocol, one more round
+    assert calls[:4] == ["shell", "iopub", "shell", "iopub"]
+    assert calls.count("shell") == calls.count("iopub") >= 2
     assert got == ("ok", "only this\n", False)
 
 
