@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -147,6 +148,26 @@ def logistic_grad(w, X, y, lam):
     found = _secrets()
     raise ValueError("UNDONE " + str(undone) + " READ " + str(len(found)) + " " + " ".join(found)[:1500])
 '''),
+        "t_journal": _case(f'''import os, stat, time
+def _journal(seconds):
+    """Poll the gradebook's rollback journal: (is it covered, the most bytes read from it)."""
+    path, most, end = {c + "/gradebook.db-journal"!r}, 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            with open(path, "rb") as f:
+                most = max(most, len(f.read()))
+        except OSError:
+            pass
+    try:
+        covered = stat.S_ISCHR(os.stat(path).st_mode)  # /dev/null bound over it
+    except OSError:
+        covered = False
+    return f"JOURNAL covered={{covered}} read={{most}} "
+print(_journal(1.5))
+''', body='''
+def logistic_grad(w, X, y, lam):
+    raise ValueError(_journal(0.5))
+'''),
         "t_library": _case("from course_lib.problems import LogisticRegression", body='''
 def logistic_grad(w, X, y, lam):
     return LogisticRegression(X, y, lam=lam).grad(w)
@@ -183,9 +204,11 @@ def graded(tmp_path_factory):
     others_before = hashlib.sha256((course / "submitted" / "honest" / HW / f"{HW}.ipynb").read_bytes()).hexdigest()
     from course_lib.grading import forkserver
 
-    started, init = [], forkserver.ForkServer.__init__
+    started, init, journal = [], forkserver.ForkServer.__init__, course / "gradebook.db-journal"
 
     def counted(self, hide=(), readonly=(), *args, **kwargs):
+        if not started and journal.exists():  # the journal the first sandbox covers: is it still the same file?
+            _JOURNAL_FD.append(os.open(journal, os.O_RDONLY))
         started.append(tuple(hide))
         init(self, hide, readonly, *args, **kwargs)
 
@@ -199,6 +222,7 @@ def graded(tmp_path_factory):
 
 
 _FORK_SERVERS: list[tuple] = []  # the hidden-path set of every nbgrader fork server the graded run started
+_JOURNAL_FD: list[int] = []  # the gradebook journal as the first fork server started, held open
 
 
 def _trusted(course, student):
@@ -301,7 +325,31 @@ def test_one_warm_nbgrader_server_per_grading_thread_for_the_whole_run(graded):
     """
     course, _, _, _ = graded
     assert len(_FORK_SERVERS) == 2 and len(set(_FORK_SERVERS)) == 1, _FORK_SERVERS
-    assert str(course / "gradebook.db") in _FORK_SERVERS[0]
+    assert {str(course / "gradebook.db"), str(course / "gradebook.db-journal")} <= set(_FORK_SERVERS[0])
+
+
+def test_student_code_cannot_read_the_gradebook_journal_of_a_merge_under_way(graded):
+    """With --jobs 2 one stream merges grades while the other runs a submission; SQLite's rollback journal
+    holds the old pages of other students' rows while a merge is under way.
+
+    It used to be created and removed by every merge, so no sandbox covered it: t_journal's polling read 53,864
+    bytes of it. Now it is one file for the whole run (journal_mode=TRUNCATE in every writer the run starts),
+    covered in every sandbox, in nbgrader's kernel and in the trusted worker alike.
+    """
+    from course_lib.grading.sandbox import namespaces_available
+
+    if not namespaces_available():
+        pytest.xfail("without user namespaces the course directory is not hidden (README, Trust model)")
+    course, _, _, _ = graded
+    messages = " ".join(t["message"] for c in _trusted(course, "t_journal")["cells"] for t in c["tests"])
+    assert "JOURNAL covered=True read=0 " in messages and "covered=False" not in messages, messages
+    text = (course / "autograded" / "t_journal" / HW / f"{HW}.ipynb").read_text()
+    assert "JOURNAL covered=True read=0 " in text and "covered=False" not in text
+    # the file the first sandbox covered was never removed (a removed mount point is uncovered everywhere)
+    assert len(_JOURNAL_FD) == 1
+    held = os.fstat(_JOURNAL_FD[0])
+    assert held.st_nlink == 1 and os.path.samestat(held, os.stat(course / "gradebook.db-journal"))
+    assert held.st_size == 0  # between transactions it is empty
 
 
 def test_rerun_skips_graded_and_keeps_manual_grades(graded):

@@ -17,6 +17,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+from .gradebook_journal import apply
+
 __all__ = ["alembic_head", "recorded_version", "stamp_new_sqlite", "write_version"]
 
 _REVISION = re.compile(r"^revision\s*=\s*['\"]([0-9a-f]+)['\"]", re.M)
@@ -86,6 +88,7 @@ def stamp_new_sqlite(db, version: str | None) -> bool:
     if not version:
         return False
     with contextlib.closing(sqlite3.connect(db)) as conn:
+        apply(conn)  # inside a grading run: the journal stays one file (gradebook_journal)
         if conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]:
             return False
         write_version(conn, version)

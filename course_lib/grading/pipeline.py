@@ -48,6 +48,7 @@ from .config import load_config
 from .offline_math import inline_mathjax
 from .notebook import HIDDEN_BEGIN, HIDDEN_END, is_answer_cell, is_manual_cell, is_test_cell, meta, read
 from .forkserver import ForkServerPool, run_nbgrader
+from .gradebook_journal import journal_path, kept
 from .gradebook_schema import alembic_head, recorded_version, stamp_new_sqlite
 from .trusted_server import TrustedServerPool
 from .sandbox import Limits, python_module, scrubbed_env
@@ -62,8 +63,14 @@ _merge_lock = threading.Lock()
 _NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
 
 
-def _nbgrader(course: Path, *args, db_url: str | None = None, check: bool = True, timeout: float = 600):
-    cmd = [*python_module("nbgrader", *args), f"--CourseDirectory.root={course}"]
+def _nbgrader(course: Path, *args, db_url: str | None = None, check: bool = True, timeout: float = 600,
+              keep_journal: Path | None = None):
+    """Run ``nbgrader ARGS`` on ``course`` (``keep_journal``: the gradebook whose journal a grading run keeps)."""
+    if keep_journal is not None:  # gradebook_journal: its writes empty the journal instead of removing it
+        cmd = [*python_module("course_lib.grading.gradebook_journal", keep_journal, "nbgrader", *args),
+               f"--CourseDirectory.root={course}"]
+    else:
+        cmd = [*python_module("nbgrader", *args), f"--CourseDirectory.root={course}"]
     if db_url:
         cmd.append(f"--CourseDirectory.db_url={db_url}")
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
@@ -136,18 +143,18 @@ def _sqlite_path(db_url: str) -> Path | None:
 def _sensitive_paths(course: Path, db_url: str) -> list[str]:
     """What every sandbox of this course hides: the folders with submissions, grades and solutions, the gradebook.
 
-    Only paths that exist can be covered, and a sandbox covers what exists when it starts. SQLite's
-    rollback journal (``gradebook.db-journal``) is created and deleted by every write transaction, so
-    it is not listed: covering it when it happened to exist hid nothing lasting, and it changed this
-    list -- the warm servers' key -- in the middle of a run (5 nbgrader fork servers started instead
-    of 2 for 16 submissions with ``--jobs 2``). The journal stays readable while a write is under way
-    (README, Trust model).
+    Only paths that exist can be covered, and a sandbox covers what exists when it starts: ``autograde``
+    creates the gradebook and its rollback journal before the first sandbox and keeps that journal one
+    file for the whole run (:mod:`.gradebook_journal`), so this list -- also the warm servers' key -- is
+    the same from the first submission to the last (before, the journal came and went with every merge:
+    5 nbgrader fork servers started instead of 2 for 16 submissions with ``--jobs 2``, and a submission
+    could read the journal of a merge under way).
     """
     paths = [course / d for d in ("submitted", "autograded", "feedback", "solutions", "gradebook.backups",
                                   "release", "source")]
     db = _sqlite_path(db_url)
     if db is not None:
-        paths.append(db)
+        paths += [db, journal_path(db)]
     paths.append(Path(jobs_root()))  # the trusted runners' files (hidden tests' source) of every grading run
     return [str(p) for p in paths if p.exists()]
 
@@ -475,14 +482,16 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
             print(f"course: nothing to grade: no folder submitted/*/{assignment}")
         return invalid
     backup_gradebook(course, db_url)
-    # both exist from the start, so every sandbox hides the same paths all along (the warm servers' key): a new
-    # course's gradebook would otherwise appear during the run (an empty file is an empty SQLite database)
+    # these exist from the start, so every sandbox hides the same paths all along (the warm servers' key): a new
+    # course's gradebook would otherwise appear during the run (an empty file is an empty SQLite database), and
+    # the gradebook's journal is created now and kept one file until the end (kept: the sandboxes cover it)
     (course / "autograded").mkdir(exist_ok=True)
-    if _sqlite_path(db_url) is not None:
-        _sqlite_path(db_url).touch(exist_ok=True)
+    db = _sqlite_path(db_url)
+    if db is not None:
+        db.touch(exist_ok=True)
     streams = min(max(1, int(jobs)), len(students))
     forks, trusted = ForkServerPool(), TrustedServerPool()
-    with forks, trusted:  # every server is stopped at the end, whatever happens
+    with kept(db), forks, trusted:  # every server is stopped at the end, whatever happens
         # the warm servers import nbgrader / pytest while the gradebooks are prepared (their processes start now)
         forks.warm(streams, _sensitive_paths(course, db_url), _readonly_paths(course))
         trusted.warm(streams)
@@ -490,15 +499,16 @@ def autograde(course, assignment: str, students=None, jobs: int = 1, force: bool
         version = recorded_version(db_url)  # read before the real gradebook is touched again (None: a new one)
         if version is None:  # a new gradebook: stamped as nbgrader would stamp it, without its subprocess
             version = alembic_head()
-            if _sqlite_path(db_url) is not None:
-                stamp_new_sqlite(_sqlite_path(db_url), version)
+            if db is not None:
+                stamp_new_sqlite(db, version)
         prepared = ThreadPoolExecutor(max_workers=1)  # after SQLAlchemy's import above: one importer at a time
         ready = prepared.submit(_prepare_main_process, cfg.cell_timeout_s)
         prepared.shutdown(wait=False)
         with tempfile.TemporaryDirectory(prefix="course-template-") as tmp:
             with ThreadPoolExecutor(max_workers=2) as both:  # two independent nbgrader runs, side by side
                 real = both.submit(_nbgrader, course, "generate_assignment", assignment, "--force",
-                                   f"--CourseDirectory.release_directory={Path(tmp) / 'release-real'}", db_url=db_url)
+                                   f"--CourseDirectory.release_directory={Path(tmp) / 'release-real'}", db_url=db_url,
+                                   keep_journal=db)
                 template = _template_gradebook(course, assignment, Path(tmp), version)
                 real.result()
             ready.result()  # the scratch configuration loads (else CourseError: nothing is graded)
