@@ -332,8 +332,8 @@ def test_student_code_cannot_read_the_gradebook_journal_of_a_merge_under_way(gra
     """With --jobs 2 one stream merges grades while the other runs a submission; SQLite's rollback journal
     holds the old pages of other students' rows while a merge is under way.
 
-    It used to be created and removed by every merge, so no sandbox covered it: t_journal's polling read 53,864
-    bytes of it. Now it is one file for the whole run (journal_mode=TRUNCATE in every writer the run starts),
+    It used to be created and removed by every merge, so no sandbox covered it: a submission polling the path
+    like t_journal read 53,864 bytes of it. Now it is one file for the whole run (journal_mode=TRUNCATE in every writer the run starts),
     covered in every sandbox, in nbgrader's kernel and in the trusted worker alike.
     """
     from course_lib.grading.sandbox import namespaces_available
@@ -348,6 +348,7 @@ def test_student_code_cannot_read_the_gradebook_journal_of_a_merge_under_way(gra
     # the file the first sandbox covered was never removed (a removed mount point is uncovered everywhere)
     assert len(_JOURNAL_FD) == 1
     held = os.fstat(_JOURNAL_FD[0])
+    os.close(_JOURNAL_FD.pop())
     assert held.st_nlink == 1 and os.path.samestat(held, os.stat(course / "gradebook.db-journal"))
     assert held.st_size == 0  # between transactions it is empty
 
