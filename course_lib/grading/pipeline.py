@@ -66,11 +66,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
 def _nbgrader(course: Path, *args, db_url: str | None = None, check: bool = True, timeout: float = 600,
               keep_journal: Path | None = None):
     """Run ``nbgrader ARGS`` on ``course`` (``keep_journal``: the gradebook whose journal a grading run keeps)."""
-    if keep_journal is not None:  # gradebook_journal: its writes empty the journal instead of removing it
-        cmd = [*python_module("course_lib.grading.gradebook_journal", keep_journal, "nbgrader", *args),
-               f"--CourseDirectory.root={course}"]
-    else:
-        cmd = [*python_module("nbgrader", *args), f"--CourseDirectory.root={course}"]
+    # gradebook_journal runs nbgrader with that gradebook's writes emptying the journal instead of removing it
+    run = ("nbgrader",) if keep_journal is None else ("course_lib.grading.gradebook_journal", keep_journal, "nbgrader")
+    cmd = [*python_module(*run, *args), f"--CourseDirectory.root={course}"]
     if db_url:
         cmd.append(f"--CourseDirectory.db_url={db_url}")
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
